@@ -1,0 +1,130 @@
+"""``QmioBackend``: the Qmio QPU as a Qiskit ``BackendV2``, plus the seed API CESGA users have.
+
+Two ways in:
+
+* Qiskit: ``backend.run(circuits, shots=...)`` returns a ``QmioJob`` at once; all circuits go out
+  as one job (one Slurm job holding the QPU).
+* The seed API: ``with service.backend(name="qpu") as backend: backend.run(program=qasm, shots=100)``
+  returns the server's reply dict, as CESGA's first client did. Inside an allocation (a user's own
+  sbatch script on the QPU node) it talks to the endpoint directly; elsewhere it submits a job and
+  waits for it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from qiskit import QuantumCircuit, qasm2
+from qiskit.providers import BackendV2, Options
+from qiskit.transpiler import Target
+
+from .errors import ProgramError, QmioError
+from .job import QmioJob
+from .protocol import RESULTS_FORMATS, ExecutionOptions
+from .transport import QPUClient
+
+if TYPE_CHECKING:
+    from .service import QmioRuntimeService
+
+
+class NotConnectedError(QmioError, RuntimeError):
+    """The seed API's ``run(program=...)`` was called outside ``with``/``connect()``."""
+
+
+def in_allocation(settings: Any) -> bool:
+    """True inside a Slurm job with a real endpoint configured: talk to it, submit nothing."""
+    return bool(os.environ.get("SLURM_JOB_ID")) and not settings.uses_builtin_emulator
+
+
+class QmioBackend(BackendV2):
+    """The Qmio QPU (or the emulator standing in for it, per the ``endpoint`` setting)."""
+
+    def __init__(self, service: "QmioRuntimeService", name: str = "qpu") -> None:
+        super().__init__(provider=None, name=name,
+                         description="Qmio QPU at CESGA, through qmio-hpc",
+                         backend_version="1")
+        self._service = service
+        self._target: Target | None = None
+        self._client: QPUClient | None = None
+        self._connected = False
+        self.options.set_validator("shots", (1, 10**7))
+        self.options.set_validator("memory", bool)
+        self.options.set_validator("res_format", list(RESULTS_FORMATS))
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        return Options(shots=1000, memory=False, repetition_period=None, optimization=None,
+                       res_format="binary_count")
+
+    @property
+    def service(self) -> "QmioRuntimeService":
+        return self._service
+
+    @property
+    def target(self) -> Target:
+        if self._target is None:
+            from .calibration import resolve_calibration  # noqa: PLC0415
+            from .target import build_target  # noqa: PLC0415
+            directory = self._service.settings.calibration_dir or None
+            self._target = build_target(resolve_calibration(directory))
+        return self._target
+
+    @property
+    def max_circuits(self) -> int | None:
+        return None
+
+    # -- the seed API -----------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        if in_allocation(self._service.settings):
+            self._client = QPUClient.from_settings(self._service.settings)
+        self._connected = True
+
+    def disconnect(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._connected = False
+
+    def __enter__(self) -> "QmioBackend":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    def _run_program(self, program: str, shots: int | None, **options: Any) -> dict[str, Any]:
+        if not self._connected:
+            raise NotConnectedError("Not connected to the server: use 'with service.backend("
+                                    "name=\"qpu\") as backend:' or call backend.connect() first")
+        opts = ExecutionOptions(shots=shots or self._service.settings.shots, **options)
+        if self._client is not None:
+            return self._client.run_program(program, opts)
+        manager = self._service.manager
+        job_id = manager.submit([{"name": "program-0", "program": program}], opts)
+        return QmioJob(self, job_id, manager).replies()[0]
+
+    # -- Qiskit -----------------------------------------------------------------------------------
+
+    def run(self, run_input: QuantumCircuit | list[QuantumCircuit] | None = None,
+            program: str | None = None, **options: Any) -> QmioJob | dict[str, Any]:
+        if program is not None:
+            return self._run_program(program, options.pop("shots", None), **options)
+        if run_input is None:
+            raise ProgramError("run() needs circuits (or program= for the seed API)")
+        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        unknown = sorted(set(options) - set(self.options.__dict__))
+        if unknown:
+            raise ProgramError(f"unknown run option(s) {', '.join(unknown)}; valid: "
+                               f"{', '.join(sorted(self.options.__dict__))}")
+        merged = {**self.options.__dict__, **options}
+        exec_options = ExecutionOptions(
+            shots=merged["shots"], repetition_period=merged["repetition_period"],
+            optimization=merged["optimization"],
+            res_format="raw" if merged["memory"] else merged["res_format"])
+        programs = [{"name": c.name, "program": qasm2.dumps(c), "metadata": c.metadata or {}}
+                    for c in circuits]
+        job_id = self._service.manager.submit(programs, exec_options,
+                                              meta={"memory": bool(merged["memory"])})
+        return QmioJob(self, job_id, self._service.manager)

@@ -1,0 +1,338 @@
+"""The ``qmio`` command. Imports Qiskit only in commands that need it (not status, jobs, cancel).
+
+Exit codes: 0 success; 1 the job ended in ERROR or CANCELLED; 2 bad input or usage; 3 no such
+job; 4 the QPU endpoint failed; 5 the scheduler failed; 6 gave up waiting (the job goes on).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from .config import Settings
+from .errors import JobFailedError, ProgramError, QmioError
+from .jobs import JobManager
+from .protocol import OPTIMIZATION_FLAGS, RESULTS_FORMATS, ExecutionOptions
+from .states import Status
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  the job ended in ERROR or CANCELLED
+  2  bad input or usage
+  3  no such job
+  4  the QPU endpoint failed (unreachable, no answer, QPU error)
+  5  the scheduler (Slurm or the local executor) failed
+  6  gave up waiting; the job itself goes on"""
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"qmio: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Every expected failure becomes one line on stderr and its exit code; never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except QmioError as exc:
+            _fail(str(exc), exc.exit_code)
+        except OSError as exc:
+            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
+        except KeyboardInterrupt:
+            _fail("interrupted (jobs already submitted keep running)", 130)
+    return wrapper
+
+
+def _manager(ctx: click.Context) -> JobManager:
+    if "manager" not in ctx.obj:
+        ctx.obj["manager"] = JobManager(Settings.load(ctx.obj["overrides"]))
+    return ctx.obj["manager"]
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--store", metavar="DIR", help="Job store root (setting 'store').")
+@click.option("--endpoint", metavar="ADDR",
+              help="QPU control server, tcp://host:port, or 'emulator' (setting 'endpoint').")
+@click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
+              help="Where jobs run (setting 'executor').")
+@click.version_option(package_name="qmio-hpc")
+@click.pass_context
+def cli(ctx: click.Context, store: str | None, endpoint: str | None, executor: str | None) -> None:
+    """Send quantum circuits to the Qmio QPU through Slurm, or to the built-in emulator.
+
+    \b
+    qmio submit bell.qasm --wait     run a program and print its counts
+    qmio status [ID...]              where jobs are (QUEUED, RUNNING, DONE, ...)
+    qmio result ID                   counts of a finished job
+    qmio config                      effective settings and where each came from
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["overrides"] = {"store": store, "endpoint": endpoint, "executor": executor}
+
+
+# -- submit --------------------------------------------------------------------------------------
+
+def _read_program(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise ProgramError(f"no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise ProgramError(f"{path} is not a text file (expected OpenQASM)") from None
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--shots", type=click.IntRange(min=1), help="Shots per program (setting 'shots').")
+@click.option("--res-format", type=click.Choice(list(RESULTS_FORMATS)), default="binary_count",
+              show_default=True, help="Results format the QPU returns.")
+@click.option("--repetition-period", type=click.FloatRange(min=0, min_open=True),
+              metavar="SECONDS", help="Time between shots (default: the QPU's).")
+@click.option("--optimization", type=click.Choice([str(k) for k in OPTIMIZATION_FLAGS]),
+              help="QAT optimisation level.")
+@click.option("--wait", is_flag=True, help="Wait for the job and print its counts.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="With --wait: give up after this long (the job goes on).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_format: str,
+           repetition_period: float | None, optimization: str | None, wait: bool,
+           timeout: float | None, as_json: bool) -> None:
+    """Submit OpenQASM program FILE(s) as one job ('-' reads standard input).
+
+    All files go out together, as one job that holds the QPU once. The job id is printed at once;
+    with --wait the command also waits and prints the counts, in Qiskit's bit order (c[0] is the
+    rightmost character).
+    """
+    manager = _manager(ctx)
+    programs = [{"name": Path(f).stem if f != "-" else "stdin", "program": _read_program(f)}
+                for f in files]
+    options = ExecutionOptions(shots=shots or manager.settings.shots,
+                               repetition_period=repetition_period,
+                               optimization=int(optimization) if optimization else None,
+                               res_format=res_format)
+    job_id = manager.submit(programs, options)
+    if not as_json:
+        click.echo(f"Submitted job {job_id} ({manager.executor} executor, {len(programs)} "
+                   f"program(s), {options.shots} shots)")
+    if not wait:
+        if as_json:
+            click.echo(json.dumps({"job_id": job_id, "executor": manager.executor}))
+        return
+    status = manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
+    _print_result(manager, job_id, status, as_json)
+
+
+def _progress(job_id: str, quiet: bool) -> Callable[[Status], None]:
+    """Show the job's state while waiting: a live line on a terminal, a line a change otherwise."""
+    began = time.monotonic()
+    last: list[str] = [""]
+    live = sys.stderr.isatty()
+
+    def show(status: Status) -> None:
+        if quiet:
+            return
+        text = f"{job_id}: {status.name} - {status.detail}"
+        if live:
+            click.echo(f"\r\033[K{text} ({time.monotonic() - began:.0f} s)",
+                       err=True, nl=status.final)
+        elif text != last[0]:
+            click.echo(text, err=True)
+        last[0] = text
+    return show
+
+
+# -- results -------------------------------------------------------------------------------------
+
+def _result_payload(manager: JobManager, job_id: str) -> dict[str, Any]:
+    from .results import counts_of  # noqa: PLC0415
+    spec = manager.spec(job_id)
+    data = manager.result(job_id)
+    out = []
+    for entry, program in zip(data["results"], spec["programs"]):
+        reply = entry["reply"]
+        out.append({"name": entry["name"], "shots": entry["shots"],
+                    "counts": counts_of(reply, program.get("registers")),
+                    "reply": reply})
+    return {"job_id": job_id, "status": "DONE", "endpoint": data.get("endpoint"),
+            "bit_order": "qiskit: c[0] is the rightmost character of 'counts'; 'reply' is as "
+                         "the server sent it (c[0] leftmost)",
+            "results": out}
+
+
+def _print_result(manager: JobManager, job_id: str, status: Status, as_json: bool) -> None:
+    if status.name != "DONE":
+        if as_json:
+            click.echo(json.dumps({"job_id": job_id, "status": status.name,
+                                   "detail": status.detail}))
+        raise JobFailedError(f"job {job_id} ended {status.name}: {status.detail}")
+    payload = _result_payload(manager, job_id)
+    if as_json:
+        click.echo(json.dumps(payload))
+        return
+    for entry in payload["results"]:
+        counts = entry["counts"]
+        click.echo(f"{entry['name']}: {entry['shots']} shots (bit order: c[0] rightmost)")
+        width = max((len(k) for k in counts), default=0)
+        for bits, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            click.echo(f"  {bits:<{width}}  {count}")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("job_id", metavar="ID")
+@click.option("--wait", is_flag=True, help="Wait for the job to finish first.")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+              help="With --wait: give up after this long.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def result(ctx: click.Context, job_id: str, wait: bool, timeout: float | None,
+           as_json: bool) -> None:
+    """Print the counts of job ID (Qiskit's bit order: c[0] rightmost)."""
+    manager = _manager(ctx)
+    status = (manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
+              if wait else manager.status(job_id))
+    if not status.final:
+        raise JobFailedError(f"job {job_id} is {status.name} ({status.detail}); no result yet "
+                             f"(use --wait)")
+    _print_result(manager, job_id, status, as_json)
+
+
+# -- status, jobs, cancel ------------------------------------------------------------------------
+
+def _status_rows(manager: JobManager, ids: list[str]) -> list[dict[str, Any]]:
+    statuses = manager.statuses(ids)
+    return [{"job_id": job_id, "status": s.name, "scheduler_state": s.scheduler_state,
+             "detail": s.detail} for job_id, s in statuses.items()]
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        click.echo("no jobs")
+        return
+    widths = [max(len("ID"), *(len(r["job_id"]) for r in rows)),
+              max(len("STATUS"), *(len(r["status"]) for r in rows))]
+    click.echo(f"{'ID':<{widths[0]}}  {'STATUS':<{widths[1]}}  DETAIL")
+    for r in rows:
+        click.echo(f"{r['job_id']:<{widths[0]}}  {r['status']:<{widths[1]}}  {r['detail']}")
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("job_ids", nargs=-1, metavar="[ID...]")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def status(ctx: click.Context, job_ids: tuple[str, ...], as_json: bool) -> None:
+    """Show the status of jobs ID... (all jobs in the store if none is given).
+
+    Statuses are Qiskit's: QUEUED, INITIALIZING, VALIDATING, RUNNING, DONE, CANCELLED, ERROR;
+    DETAIL gives the scheduler's reason or the error.
+    """
+    manager = _manager(ctx)
+    rows = _status_rows(manager, list(job_ids) or manager.job_ids())
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        _print_table(rows)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--last", type=click.IntRange(min=1), default=50, show_default=True,
+              help="Show only the newest N jobs.")
+@click.pass_context
+@handle_errors
+def jobs(ctx: click.Context, as_json: bool, last: int) -> None:
+    """List the jobs in the store, oldest first, with their status."""
+    manager = _manager(ctx)
+    rows = _status_rows(manager, manager.job_ids()[-last:])
+    if as_json:
+        click.echo(json.dumps(rows))
+    else:
+        _print_table(rows)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@click.pass_context
+@handle_errors
+def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
+    """Cancel jobs ID... that have not finished. A finished job is left as it is."""
+    before = _manager(ctx).cancel(list(job_ids))
+    for job_id, status in before.items():
+        if status.final:
+            click.echo(f"{job_id}: already {status.name}, left as it is")
+        else:
+            click.echo(f"{job_id}: cancel requested (was {status.name})")
+
+
+# -- emulator, config ----------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--bind", default="tcp://127.0.0.1:5556", show_default=True,
+              help="ZMQ address to listen on. Loopback unless you name another interface.")
+@click.option("--time-model", is_flag=True,
+              help="Make each program take shots x repetition period, like the QPU.")
+@click.option("--seed", type=int, help="Seed the simulator, for repeatable results.")
+@click.option("--idle-exit", type=click.FloatRange(min=0), default=0.0,
+              help="Exit after this many seconds without a request (0: never).")
+@handle_errors
+def emulator(bind: str, time_model: bool, seed: int | None, idle_exit: float) -> None:
+    """Run the built-in QPU emulator: it speaks qat-rpc and simulates programs with Qiskit.
+
+    Point any client at it with ZMQ_SERVER=tcp://127.0.0.1:5556. Jobs whose endpoint is
+    'emulator' start one on demand; run it by hand to watch requests or to use --time-model.
+    """
+    import logging  # noqa: PLC0415
+
+    import zmq  # noqa: PLC0415
+
+    from .emulator import is_loopback_bind, run_emulator  # noqa: PLC0415
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if not is_loopback_bind(bind):
+        click.echo(f"qmio: warning: the emulator listens on {bind}, beyond this host", err=True)
+    try:
+        run_emulator(bind, time_model=time_model, seed=seed, idle_exit=idle_exit,
+                     ready=lambda addr: click.echo(f"emulator listening on {addr}", err=True))
+    except zmq.ZMQError as exc:
+        raise ProgramError(f"cannot listen on {bind}: {exc} (is another emulator running?)"
+                           ) from None
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def config(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective settings and where each came from.
+
+    Layers, later wins: defaults < /etc/qmio/config.toml < ~/.config/qmio/config.toml <
+    QMIO_* environment variables (and ZMQ_SERVER) < command-line options.
+    """
+    manager = _manager(ctx)
+    rows = [{"name": n, "value": v, "origin": o} for n, v, o in manager.settings.items()]
+    executor = manager.executor
+    if as_json:
+        click.echo(json.dumps({"settings": rows, "executor": executor}))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {json.dumps(r['value']):<40}  ({r['origin']})")
+    click.echo(f"\nexecutor in use: {manager.scheduler().describe()}")
+    click.echo(f"endpoint in use: {manager.settings.resolved_endpoint}")
+
+
+def main() -> None:
+    cli(prog_name="qmio")

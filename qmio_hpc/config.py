@@ -1,0 +1,247 @@
+"""Settings, layered: defaults < site file < user file < environment < arguments.
+
+Every setting remembers where its value came from, so ``qmio config`` can show it. The layers:
+
+* defaults: the table ``FIELDS`` below;
+* site file: ``/etc/qmio/config.toml`` (or the path in ``QMIO_SITE_CONFIG``), written by admins;
+* user file: ``$XDG_CONFIG_HOME/qmio/config.toml`` (or ``QMIO_USER_CONFIG``);
+* environment: ``QMIO_<NAME>`` with dots as underscores (``QMIO_SLURM_PARTITION``), and
+  ``ZMQ_SERVER``, the variable CESGA's own tools use for the endpoint;
+* arguments: keyword overrides from the API or CLI flags.
+
+TOML files use sections for dotted names: ``[slurm]`` / ``partition = "qpu"``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+
+#: The endpoint value that means "the built-in emulator, started on demand on this host".
+BUILTIN_ENDPOINT = "emulator"
+
+
+def _default_store() -> str:
+    # CESGA's control node does not mount $HOME but does mount $STORE.
+    base = os.environ.get("STORE") or os.path.expanduser("~")
+    return str(Path(base) / ".qmio-hpc")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One setting: its type, default and a line of help for ``qmio config``."""
+
+    name: str
+    kind: type
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("store", str, _default_store, "job store root on the shared filesystem"),
+    Field("endpoint", str, BUILTIN_ENDPOINT,
+          "QPU control server, tcp://host:port, or 'emulator' for the built-in one"),
+    Field("emulator_port", int, 5556, "port of the built-in emulator on 127.0.0.1"),
+    Field("emulator_idle_exit", float, 900.0,
+          "an emulator started on demand exits after this many idle seconds (0: never)"),
+    Field("emulator_time_model", bool, False,
+          "an emulator started on demand takes shots x repetition period per program"),
+    Field("executor", str, "auto", "where jobs run", ("auto", "local", "slurm")),
+    Field("shots", int, 1000, "default shots per circuit"),
+    Field("max_shots", int, 8192, "per-execution shot cap of the QPU; larger counts are split"),
+    Field("connect_timeout", float, 10.0, "seconds to wait for a connection to the endpoint"),
+    Field("reply_timeout", float, 60.0,
+          "seconds to wait for a reply, on top of shots x repetition period"),
+    Field("retries", int, 2, "times a request is re-sent on a fresh socket after a timeout"),
+    Field("assumed_repetition_period", float, 1e-4,
+          "seconds per shot assumed for timeouts when repetition_period is not set"),
+    Field("calibration_dir", str, "", "directory of calibration files (newest wins); '' = built-in"),
+    Field("slurm.partition", str, "qpu", "partition that holds the QPU"),
+    Field("slurm.qpu_hold", str, "exclusive", "how a job holds the QPU: the whole node or a GRES",
+          ("exclusive", "gres")),
+    Field("slurm.gres", str, "qpu:1", "GRES requested when slurm.qpu_hold = gres"),
+    Field("slurm.time", str, "00:10:00", "time limit of a QPU job"),
+    Field("slurm.reservation", str, "", "reservation to submit into"),
+    Field("slurm.account", str, "", "account to charge"),
+    Field("slurm.qos", str, "", "quality of service"),
+    Field("slurm.extra_directives", list, [], "extra '#SBATCH' options, e.g. ['--mem=4G']"),
+    Field("slurm.modules", list, [], "modules to load in the batch script"),
+    Field("slurm.template_dir", str, "", "directory with site overrides of the sbatch templates"),
+    Field("slurm.python", str, "", "python that runs the batch step ('' = this interpreter)"),
+)
+FIELDS_BY_NAME = {f.name: f for f in FIELDS}
+
+
+_BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
+               "0": False, "false": False, "no": False, "off": False}
+
+
+def env_name(name: str) -> str:
+    return "QMIO_" + name.replace(".", "_").upper()
+
+
+def _convert(field: Field, value: Any, origin: str) -> Any:
+    """Coerce a raw value (TOML or environment text) to the field's type, or say what is wrong."""
+    try:
+        if field.kind is list:
+            if isinstance(value, str):
+                value = [part.strip() for part in value.split(",") if part.strip()]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("expected a list of strings")
+            return list(value)
+        if field.kind is bool:
+            if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+                return _BOOL_WORDS[value.strip().lower()]
+            if isinstance(value, bool):
+                return value
+            raise ValueError("expected true or false")
+        if field.kind in (int, float) and isinstance(value, bool):
+            raise ValueError("expected a number")
+        converted = field.kind(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"setting '{field.name}' from {origin}: {value!r} is not a valid "
+                          f"{field.kind.__name__} ({exc})") from None
+    if field.choices and converted not in field.choices:
+        raise ConfigError(f"setting '{field.name}' from {origin}: {converted!r} is not one of "
+                          f"{', '.join(field.choices)}")
+    return converted
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    flat = _flatten(data)
+    unknown = sorted(set(flat) - set(FIELDS_BY_NAME))
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(unknown)}; "
+                          f"'qmio config' lists the valid names")
+    return flat
+
+
+def site_config_path() -> Path:
+    return Path(os.environ.get("QMIO_SITE_CONFIG", "/etc/qmio/config.toml"))
+
+
+def user_config_path() -> Path:
+    if "QMIO_USER_CONFIG" in os.environ:
+        return Path(os.environ["QMIO_USER_CONFIG"])
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+    return Path(base) / "qmio" / "config.toml"
+
+
+class Settings:
+    """The effective settings. Read values as ``settings.get("slurm.partition")`` or attributes
+    for top-level names (``settings.store``); ``settings.origin(name)`` says where it came from."""
+
+    def __init__(self, values: dict[str, Any], origins: dict[str, str]) -> None:
+        self._values = values
+        self._origins = origins
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+        for field in FIELDS:
+            default = field.default() if callable(field.default) else field.default
+            values[field.name] = list(default) if isinstance(default, list) else default
+            origins[field.name] = "default"
+
+        def apply(raw: Mapping[str, Any], origin: str | Callable[[str], str]) -> None:
+            for name, value in raw.items():
+                if value is None:
+                    continue
+                where = origin(name) if callable(origin) else origin
+                if name not in FIELDS_BY_NAME:
+                    raise ConfigError(f"unknown setting '{name}' from {where}")
+                values[name] = _convert(FIELDS_BY_NAME[name], value, where)
+                origins[name] = where
+
+        site = site_config_path()
+        apply(_read_toml(site), f"site file {site}")
+        user = user_config_path()
+        apply(_read_toml(user), f"user file {user}")
+        if env.get("ZMQ_SERVER"):
+            apply({"endpoint": env["ZMQ_SERVER"]}, "environment ZMQ_SERVER")
+        apply({f.name: env[env_name(f.name)] for f in FIELDS if env.get(env_name(f.name))},
+              lambda name: f"environment {env_name(name)}")
+        apply(dict(overrides or {}), "argument")
+        values["store"] = str(Path(os.path.expanduser(values["store"])).absolute())
+        settings = cls(values, origins)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        endpoint = self._values["endpoint"]
+        if endpoint != BUILTIN_ENDPOINT and not endpoint.startswith(("tcp://", "ipc://")):
+            raise ConfigError(f"setting 'endpoint' ({self.origin('endpoint')}): {endpoint!r} is "
+                              f"neither 'emulator' nor a ZMQ address like tcp://host:5556")
+        for name in ("shots", "max_shots", "emulator_port"):
+            if self._values[name] <= 0:
+                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be positive")
+        for name in ("connect_timeout", "reply_timeout"):
+            if self._values[name] <= 0:
+                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be positive")
+        if self._values["retries"] < 0:
+            raise ConfigError(f"setting 'retries' ({self.origin('retries')}) must be >= 0")
+
+    def get(self, name: str) -> Any:
+        return self._values[name]
+
+    def origin(self, name: str) -> str:
+        return self._origins[name]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        return [(f.name, self._values[f.name], self._origins[f.name]) for f in FIELDS]
+
+    def replace(self, **overrides: Any) -> "Settings":
+        """A copy with some values set by argument (dotted names as ``slurm_partition``)."""
+        values = dict(self._values)
+        origins = dict(self._origins)
+        for key, value in overrides.items():
+            name = key if key in FIELDS_BY_NAME else key.replace("_", ".", 1)
+            if name not in FIELDS_BY_NAME:
+                raise ConfigError(f"unknown setting '{key}'")
+            values[name] = _convert(FIELDS_BY_NAME[name], value, "argument")
+            origins[name] = "argument"
+        return Settings(values, origins)
+
+    @property
+    def uses_builtin_emulator(self) -> bool:
+        return self._values["endpoint"] == BUILTIN_ENDPOINT
+
+    @property
+    def resolved_endpoint(self) -> str:
+        """The address a client connects to: the built-in emulator lives on loopback."""
+        if self.uses_builtin_emulator:
+            return f"tcp://127.0.0.1:{self._values['emulator_port']}"
+        return self._values["endpoint"]

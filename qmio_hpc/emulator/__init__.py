@@ -1,0 +1,39 @@
+"""A qat-rpc-compatible QPU server that simulates programs with Qiskit (``qmio emulator``)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Callable
+from urllib.parse import urlparse
+
+from .handler import Handler
+from .server import EmulatorServer
+
+__all__ = ["EmulatorServer", "Handler", "is_loopback_bind", "run_emulator"]
+
+log = logging.getLogger("qmio_hpc.emulator")
+
+
+def is_loopback_bind(bind: str) -> bool:
+    if bind.startswith(("ipc://", "inproc://")):
+        return True
+    host = urlparse(bind).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None,
+                 idle_exit: float = 0.0, default_period: float = 1e-4,
+                 ready: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without a request)."""
+    server = EmulatorServer(bind, Handler(time_model=time_model, seed=seed,
+                                          default_period=default_period), idle_exit=idle_exit)
+    from . import simulate  # noqa: F401,PLC0415 - import Qiskit now, not on the first request
+    if ready is not None:
+        ready(server.address)
+    server.serve_forever()

@@ -1,0 +1,77 @@
+"""Start the built-in emulator on demand, or reuse the one already listening.
+
+The batch step calls ``ensure_emulator`` when the endpoint is ``emulator``; it runs wherever the
+step runs (this host for the local executor, the compute node under Slurm), so the emulator binds
+loopback and the step reaches it there. A lock keeps two steps from starting two emulators.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ..errors import EndpointUnreachableError
+from ..transport import QPUClient
+
+START_TIMEOUT = 60.0
+
+
+def listening(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _answers(endpoint: str) -> bool:
+    try:
+        with QPUClient(endpoint, connect_timeout=1.0, reply_timeout=5.0, retries=0) as client:
+            client.version()
+        return True
+    except Exception:
+        return False
+
+
+def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
+                    time_model: bool = False) -> str:
+    """Return the endpoint of a running emulator on 127.0.0.1:``port``, starting one if needed."""
+    endpoint = f"tcp://127.0.0.1:{port}"
+    if listening(port):
+        return endpoint
+    folder = store_root / "emulator"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    lock_fd = os.open(folder / f"{port}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        if listening(port):
+            return endpoint
+        log_path = folder / f"{port}.log"
+        with open(log_path, "ab") as log:
+            os.chmod(log_path, 0o600)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", endpoint,
+                 "--idle-exit", str(idle_exit)] + (["--time-model"] if time_model else []),
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                close_fds=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
+                raise EndpointUnreachableError(
+                    f"the built-in emulator for {endpoint} exited at start (code "
+                    f"{proc.returncode}): {' '.join(tail) or 'no output'}; log in {log_path}",
+                    endpoint)
+            if _answers(endpoint):
+                return endpoint
+            time.sleep(0.2)
+        raise EndpointUnreachableError(
+            f"the built-in emulator for {endpoint} did not answer within {START_TIMEOUT:g} s; "
+            f"log in {log_path}", endpoint)
+    finally:
+        os.close(lock_fd)

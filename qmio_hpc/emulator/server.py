@@ -1,0 +1,76 @@
+"""The emulator's transport: a ZMQ REP socket that hands each request to a handler.
+
+Requests are unpickled with the restricted unpickler (a tuple of strings needs no globals at all).
+It binds loopback unless told otherwise, serves one request at a time as the QPU does, and can
+exit after a time without requests so that an emulator started on demand does not linger.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from typing import Any, Callable
+
+import zmq
+
+from .. import wire
+
+log = logging.getLogger("qmio_hpc.emulator")
+
+
+class EmulatorServer:
+    def __init__(self, bind: str, handler: Callable[[Any], Any], idle_exit: float = 0.0) -> None:
+        self.bind = bind
+        self.handler = handler
+        self.idle_exit = idle_exit
+        self._stop = False
+        self._busy = False
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.REP)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind(bind)  # raises zmq.ZMQError (EADDRINUSE) if taken
+
+    @property
+    def address(self) -> str:
+        return self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def stop(self, *_args: object) -> None:
+        """Stop: between requests at once; during one, abandon it (as a server that dies would)."""
+        self._stop = True
+        if self._busy:
+            raise SystemExit(0)
+
+    def serve_forever(self) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        last = time.monotonic()
+        try:
+            while not self._stop:
+                if self._socket.poll(200) == 0:
+                    if self.idle_exit and time.monotonic() - last > self.idle_exit:
+                        log.info("idle for %.0f s; exiting", self.idle_exit)
+                        return
+                    continue
+                request = self._socket.recv()
+                self._busy = True
+                reply = self._answer(request)
+                self._busy = False
+                self._socket.send(wire.dumps(reply))
+                last = time.monotonic()
+        finally:
+            self._socket.close(linger=0)
+            self._context.term()
+
+    def _answer(self, payload: bytes) -> Any:
+        try:
+            message = wire.loads(payload)
+        except Exception as exc:  # unsafe or garbled request: answer as the real server would
+            log.warning("refused request: %s", exc)
+            return {"Exception": repr(ValueError(f"unreadable request: {exc}"))}
+        started = time.monotonic()
+        reply = self.handler(message)
+        kind = message[0] if isinstance(message, tuple) and message else type(message).__name__
+        log.info("%s request answered in %.3f s%s", str(kind)[:20], time.monotonic() - started,
+                 " (Exception)" if isinstance(reply, dict) and "Exception" in reply else "")
+        return reply

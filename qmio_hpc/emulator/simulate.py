@@ -1,0 +1,120 @@
+"""Really simulate a QASM program the way the QPU would answer it.
+
+Parse OpenQASM 2 or 3 with Qiskit, drop the qubits the program never touches (Qmio programs
+declare ``qreg q[32]`` and use a few), sample with Qiskit's BasicSimulator, and shape the shots
+into the reply the control server gives for the requested results format.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from qiskit import QuantumCircuit, qasm2, transpile
+from qiskit.circuit import Barrier
+from qiskit.providers.basic_provider import BasicSimulator
+
+from ..protocol import ExecutionOptions, big_endian_to_qiskit
+
+#: BasicSimulator's limit on qubits actually used.
+MAX_SIMULATED_QUBITS = 24
+#: Readout values of the ``raw`` format: about +1 for |0>, -1 for |1>, with this much noise.
+RAW_NOISE = 0.05
+
+_SIMULATOR = BasicSimulator()
+
+
+def load_circuit(program: str) -> QuantumCircuit:
+    """OpenQASM 2 or 3 text to a circuit; raises on a program the QPU frontend would refuse."""
+    head = program.lstrip()[:40]
+    if head.startswith("OPENQASM 3"):
+        from qiskit import qasm3  # noqa: PLC0415 - needs qiskit-qasm3-import
+        return qasm3.loads(program)
+    if head.startswith("OPENQASM 2"):
+        return qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+    raise ValueError("the emulator runs OpenQASM 2 or 3 programs only (no OPENQASM header found)")
+
+
+def compact(circuit: QuantumCircuit) -> QuantumCircuit:
+    """The same circuit on only the qubits some non-barrier instruction acts on."""
+    used = sorted({circuit.find_bit(q).index for inst in circuit.data
+                   if not isinstance(inst.operation, Barrier) for q in inst.qubits})
+    if len(used) == circuit.num_qubits:
+        return circuit
+    index = {old: new for new, old in enumerate(used)}
+    small = QuantumCircuit(len(used), name=circuit.name)
+    for creg in circuit.cregs:
+        small.add_register(creg)
+    for inst in circuit.data:
+        qubits = [small.qubits[index[circuit.find_bit(q).index]] for q in inst.qubits
+                  if circuit.find_bit(q).index in index]
+        if isinstance(inst.operation, Barrier):
+            if qubits:
+                small.append(Barrier(len(qubits)), qubits)
+            continue
+        small.append(inst.operation, qubits, inst.clbits)
+    return small
+
+
+def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None) -> list[str]:
+    """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first)."""
+    small = compact(circuit)
+    if small.num_qubits > MAX_SIMULATED_QUBITS:
+        raise ValueError(f"the program uses {small.num_qubits} qubits; the emulator simulates at "
+                         f"most {MAX_SIMULATED_QUBITS}")
+    if not small.cregs or small.num_clbits == 0:
+        raise ValueError("the program measures nothing (no classical register)")
+    runnable = transpile(small, _SIMULATOR, optimization_level=0)
+    result = _SIMULATOR.run(runnable, shots=shots, memory=True, seed_simulator=seed).result()
+    return result.get_memory()
+
+
+def per_register_shots(circuit: QuantumCircuit, memory: list[str]) -> dict[str, list[str]]:
+    """Split Qiskit memory strings into each register's big-endian (wire-order) bitstrings."""
+    names = [creg.name for creg in circuit.cregs if creg.size]
+    out: dict[str, list[str]] = {name: [] for name in names}
+    for shot in memory:
+        parts = shot.split(" ")[::-1]  # Qiskit puts the first register last
+        for name, bits in zip(names, parts):
+            out[name].append(big_endian_to_qiskit(bits))
+    return out
+
+
+def shape_results(shots: dict[str, list[str]], res_format: str,
+                  rng: random.Random) -> dict[str, Any]:
+    """The ``results`` part of the reply, per register, for the requested results format."""
+    if res_format == "binary_count":
+        counts: dict[str, dict[str, int]] = {}
+        for name, values in shots.items():
+            reg = counts.setdefault(name, {})
+            for bits in values:
+                reg[bits] = reg.get(bits, 0) + 1
+        return counts
+    if res_format == "raw":
+        # One readout value per shot and measured bit: near +1 for 0 and -1 for 1.
+        return {name: [[(1.0 if b == "0" else -1.0) + rng.gauss(0.0, RAW_NOISE) for b in bits]
+                       for bits in values] for name, values in shots.items()}
+    # binary / squash_binary_result_arrays: one list of bits per shot.
+    return {name: [[int(b) for b in bits] for bits in values] for name, values in shots.items()}
+
+
+def execute(program: str, options: ExecutionOptions, seed: int | None = None) -> dict[str, Any]:
+    """The full reply dict for a program: results per register and execution metrics."""
+    circuit = load_circuit(program)
+    memory = sample_memory(circuit, options.shots, seed)
+    shots = per_register_shots(circuit, memory)
+    results = shape_results(shots, options.res_format, random.Random(seed))
+    return {
+        "results": results,
+        "execution_metrics": {
+            "optimized_circuit": program,
+            "optimized_instruction_count": sum(1 for _ in circuit.data),
+        },
+    }
+
+
+def execution_seconds(options: ExecutionOptions, default_period: float) -> float:
+    """What the QPU would take: shots x repetition period (the optional time model)."""
+    period = options.repetition_period or default_period
+    return options.shots * period if math.isfinite(period) else 0.0

@@ -1,0 +1,174 @@
+"""Submit, track, cancel and read jobs, without Qiskit.
+
+``JobManager`` is the machinery behind every door: ``QmioJob`` and ``QmioRuntimeService`` wrap it
+for Qiskit users, the CLI uses it directly so that ``qmio status`` stays fast. It writes the spec
+into the job store, hands the directory to the executor that the settings choose, and resolves
+status from the executor's word plus the job directory (``states.resolve``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from typing import Any, Callable, Iterable
+
+from .config import Settings
+from .errors import JobFailedError, JobTimeoutError, ProgramError, QmioError
+from .protocol import ExecutionOptions
+from .scheduler import Scheduler, choose_executor, get_scheduler
+from .states import Status, resolve
+from .store import JobDir, JobStore
+
+_QASM2_CREG = re.compile(r"^\s*creg\s+([A-Za-z_][\w]*)\s*\[\s*(\d+)\s*\]", re.MULTILINE)
+_QASM3_BIT = re.compile(r"^\s*(?:output\s+)?bit\s*(?:\[\s*(\d+)\s*\])?\s+([A-Za-z_][\w]*)\s*[;=]",
+                        re.MULTILINE)
+
+
+def classical_registers(program: str) -> list[tuple[str, int]]:
+    """(name, size) of each classical register a QASM program declares, in order."""
+    regs = [(m.group(1), int(m.group(2))) for m in _QASM2_CREG.finditer(program)]
+    regs += [(m.group(2), int(m.group(1) or 1)) for m in _QASM3_BIT.finditer(program)]
+    return regs
+
+
+class JobManager:
+    """Jobs in one store, under one set of settings."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.load()
+        self.store = JobStore(self.settings.store)
+        self._schedulers: dict[str, Scheduler] = {}
+        self._executor: str | None = None
+
+    # -- executors --------------------------------------------------------------------------------
+
+    @property
+    def executor(self) -> str:
+        """The executor new jobs go to (``executor = auto`` resolved once)."""
+        if self._executor is None:
+            self._executor = choose_executor(self.settings)
+        return self._executor
+
+    def scheduler(self, name: str | None = None) -> Scheduler:
+        name = name or self.executor
+        if name not in self._schedulers:
+            self._schedulers[name] = get_scheduler(name, self.settings, self.store)
+        return self._schedulers[name]
+
+    # -- submission -------------------------------------------------------------------------------
+
+    def build_spec(self, programs: list[dict[str, Any]], options: ExecutionOptions,
+                   meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not programs:
+            raise ProgramError("nothing to run: give at least one program")
+        for entry in programs:
+            if not isinstance(entry.get("program"), str) or not entry["program"].strip():
+                raise ProgramError(f"program {entry.get('name', '?')} is empty")
+            entry.setdefault("registers", classical_registers(entry["program"]))
+        if options.res_format == "binary_count" and any(len(e["registers"]) > 1 for e in programs):
+            # Counts of separate registers are marginals; joint counts need per-shot values.
+            options = dataclasses.replace(options, res_format="raw")
+        s = self.settings
+        return {
+            "programs": programs,
+            "options": options.to_dict(),
+            "endpoint": s.endpoint,
+            "emulator_port": s.emulator_port,
+            "emulator_idle_exit": s.emulator_idle_exit,
+            "emulator_time_model": s.emulator_time_model,
+            "connect_timeout": s.connect_timeout,
+            "reply_timeout": s.reply_timeout,
+            "retries": s.retries,
+            "assumed_repetition_period": s.assumed_repetition_period,
+            "max_shots": s.max_shots,
+            "store": str(self.store.root),
+            "submitted": time.time(),
+            "meta": meta or {},
+        }
+
+    def submit(self, programs: list[dict[str, Any]], options: ExecutionOptions,
+               meta: dict[str, Any] | None = None) -> str:
+        """Create the job directory and hand it to the executor; returns the job id."""
+        spec = self.build_spec(programs, options, meta)
+        job = self.store.create(spec)
+        try:
+            return self.scheduler().submit(job)
+        except QmioError as exc:
+            job.write_error(type(exc).__name__, f"submission failed: {exc}")
+            raise
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def statuses(self, job_ids: Iterable[str]) -> dict[str, Status]:
+        """Status of many jobs: one scheduler query per executor, not one per job."""
+        dirs: dict[str, JobDir] = {job_id: self.store.get(job_id) for job_id in job_ids}
+        by_executor: dict[str, list[str]] = {}
+        out: dict[str, Status] = {}
+        for job_id, job in dirs.items():
+            if job.result() is not None:  # final, and needs no scheduler query
+                out[job_id] = resolve(None, job)
+                continue
+            record = job.scheduler_record() or {}
+            by_executor.setdefault(record.get("executor", "local"), []).append(job_id)
+        for executor, ids in by_executor.items():
+            states = self.scheduler(executor).states(ids)
+            for job_id in ids:
+                out[job_id] = resolve(states.get(job_id), dirs[job_id])
+        return {job_id: out[job_id] for job_id in dirs}
+
+    def status(self, job_id: str) -> Status:
+        return self.statuses([job_id])[job_id]
+
+    def wait(self, job_id: str, timeout: float | None = None,
+             on_status: Callable[[Status], None] | None = None) -> Status:
+        """Poll until the job is final, backing off from 0.1 s to 2 s between queries."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.1
+        while True:
+            status = self.status(job_id)
+            if on_status is not None:
+                on_status(status)
+            if status.final:
+                return status
+            if deadline is not None and time.monotonic() >= deadline:
+                raise JobTimeoutError(f"job {job_id} is still {status.name} after {timeout:g} s "
+                                      f"({status.detail}); it keeps running")
+            time.sleep(delay if deadline is None else
+                       max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 1.5, 2.0)
+
+    # -- outcome ----------------------------------------------------------------------------------
+
+    def result(self, job_id: str) -> dict[str, Any]:
+        """The complete result file; raises JobFailedError if the job ended without one."""
+        job = self.store.get(job_id)
+        data = job.result()
+        if data is not None:
+            return data
+        status = self.status(job_id)
+        if status.name in ("ERROR", "CANCELLED"):
+            raise JobFailedError(f"job {job_id} ended {status.name}: {status.detail}")
+        raise JobFailedError(f"job {job_id} has no result yet: it is {status.name} "
+                             f"({status.detail})")
+
+    def cancel(self, job_ids: Iterable[str]) -> dict[str, Status]:
+        """Cancel jobs that are not final yet; returns each job's status before the cancel."""
+        before = self.statuses(list(job_ids))
+        by_executor: dict[str, list[str]] = {}
+        for job_id, status in before.items():
+            if status.final:
+                continue
+            job = self.store.get(job_id)
+            job.mark_cancelled()
+            record = job.scheduler_record() or {}
+            by_executor.setdefault(record.get("executor", "local"), []).append(job_id)
+        for executor, ids in by_executor.items():
+            self.scheduler(executor).cancel(ids)
+        return before
+
+    def job_ids(self) -> list[str]:
+        return [job_id for job_id, _ in self.store.ids()]
+
+    def spec(self, job_id: str) -> dict[str, Any]:
+        return self.store.get(job_id).spec()

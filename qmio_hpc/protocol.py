@@ -1,0 +1,162 @@
+"""The qat-rpc wire protocol as pure functions: no sockets, no Qiskit.
+
+Facts (DESIGN section 2): requests are pickled tuples; ``config_json`` is QAT's serialised
+``CompilerConfig``; a reply is ``{'results': {creg: {bitstring: count}}, 'execution_metrics': {...}}``
+or ``{'Exception': repr(e)}``. Bitstrings on the wire are big-endian (``c[0]`` leftmost); Qiskit
+prints ``c[0]`` rightmost, so conversions live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import ProgramError
+
+CONFIG_TYPE = "<class 'qat.purr.compiler.config.CompilerConfig'>"
+RESULTS_FORMAT_TYPE = "<class 'qat.purr.compiler.config.QuantumResultsFormat'>"
+INLINE_TYPE = "<enum 'qat.purr.compiler.config.InlineResultsProcessing'>"
+FORMATTING_TYPE = "<enum 'qat.purr.compiler.config.ResultsFormatting'>"
+METRICS_TYPE = "<enum 'qat.purr.compiler.config.MetricsType'>"
+TKET_TYPE = "<enum 'qat.purr.compiler.config.TketOptimizations'>"
+TKET_CONFIG_TYPE = "<class 'qat.purr.compiler.config.Tket'>"
+
+#: Results formats used at CESGA: name -> (InlineResultsProcessing, ResultsFormatting).
+RESULTS_FORMATS: dict[str, tuple[int, int]] = {
+    "binary_count": (1, 3),
+    "raw": (1, 2),
+    "binary": (2, 2),
+    "squash_binary_result_arrays": (2, 6),
+}
+#: Optimisation level -> TketOptimizations flag value, as CESGA's tools send them.
+OPTIMIZATION_FLAGS: dict[int, int] = {0: 1, 1: 18, 2: 30}
+METRICS_DEFAULT = 6
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """What the QPU needs besides the program. ``repetition_period`` is in seconds (None: QAT's)."""
+
+    shots: int
+    repetition_period: float | None = None
+    optimization: int | None = None
+    res_format: str = "binary_count"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1:
+            raise ProgramError(f"shots must be a positive integer, got {self.shots!r}")
+        if self.repetition_period is not None and not self.repetition_period > 0:
+            raise ProgramError(f"repetition_period must be positive seconds, got "
+                               f"{self.repetition_period!r}")
+        if self.optimization is not None and self.optimization not in OPTIMIZATION_FLAGS:
+            raise ProgramError(f"optimization must be one of {sorted(OPTIMIZATION_FLAGS)}, got "
+                               f"{self.optimization!r}")
+        if self.res_format not in RESULTS_FORMATS:
+            raise ProgramError(f"res_format must be one of {', '.join(RESULTS_FORMATS)}, got "
+                               f"{self.res_format!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shots": self.shots, "repetition_period": self.repetition_period,
+                "optimization": self.optimization, "res_format": self.res_format}
+
+
+def build_compiler_config(options: ExecutionOptions) -> str:
+    """QAT's serialised ``CompilerConfig`` JSON, in the shape CESGA's client sends."""
+    inline, formatting = RESULTS_FORMATS[options.res_format]
+    optimizations = None
+    if options.optimization is not None:
+        optimizations = {"$type": TKET_CONFIG_TYPE, "$data": {"tket_optimizations": {
+            "$type": TKET_TYPE, "$value": OPTIMIZATION_FLAGS[options.optimization]}}}
+    config = {
+        "$type": CONFIG_TYPE,
+        "$data": {
+            "repeats": options.shots,
+            "repetition_period": options.repetition_period,
+            "results_format": {
+                "$type": RESULTS_FORMAT_TYPE,
+                "$data": {
+                    "format": {"$type": INLINE_TYPE, "$value": inline},
+                    "transforms": {"$type": FORMATTING_TYPE, "$value": formatting},
+                },
+            },
+            "metrics": {"$type": METRICS_TYPE, "$value": METRICS_DEFAULT},
+            "active_calibrations": [],
+            "optimizations": optimizations,
+        },
+    }
+    return json.dumps(config)
+
+
+def parse_compiler_config(config_json: str) -> ExecutionOptions:
+    """The inverse of :func:`build_compiler_config`, lenient about what QAT allows to be absent."""
+    try:
+        data = json.loads(config_json)["$data"]
+        shots = int(data.get("repeats") or 1000)
+        period = data.get("repetition_period")
+        res = data.get("results_format") or {}
+        fmt = (res.get("$data", {}).get("format", {}).get("$value", 1),
+               res.get("$data", {}).get("transforms", {}).get("$value", 3))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ProgramError(f"config is not a QAT CompilerConfig JSON: {exc}") from None
+    names = {v: k for k, v in RESULTS_FORMATS.items()}
+    if fmt not in names:
+        raise ProgramError(f"results format {fmt} is not one of {sorted(names)}")
+    level = None
+    opt = data.get("optimizations")
+    if isinstance(opt, dict):
+        flag = opt.get("$data", {}).get("tket_optimizations", {}).get("$value")
+        level = {v: k for k, v in OPTIMIZATION_FLAGS.items()}.get(flag)
+    return ExecutionOptions(shots=shots, repetition_period=float(period) if period else None,
+                            optimization=level, res_format=names[fmt])
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+def program_request(program: str, config_json: str) -> tuple[str, str, str]:
+    """The tuple a current client sends; the server also accepts the legacy 2-tuple."""
+    return ("program", program, config_json)
+
+
+VERSION_REQUEST = ("version",)
+QPU_INFO_REQUEST = ("qpu_info",)
+
+
+# --- replies -------------------------------------------------------------------------------------
+
+def reply_exception(reply: Any) -> str | None:
+    """The server's error text if the reply is ``{'Exception': ...}``, else None."""
+    if isinstance(reply, Mapping) and "Exception" in reply:
+        return str(reply["Exception"])
+    return None
+
+
+def is_program_reply(reply: Any) -> bool:
+    return isinstance(reply, Mapping) and isinstance(reply.get("results"), Mapping)
+
+
+def big_endian_to_qiskit(bits: str) -> str:
+    """Wire bitstring (``c[0]`` leftmost) to Qiskit's (``c[0]`` rightmost)."""
+    return bits[::-1]
+
+
+def qiskit_to_big_endian(bits: str) -> str:
+    return bits[::-1]
+
+
+def counts_to_qiskit(counts: Mapping[str, int]) -> dict[str, int]:
+    """One register's wire counts in Qiskit's bit order."""
+    return {big_endian_to_qiskit(k): int(v) for k, v in counts.items()}
+
+
+def join_shots(per_register: Mapping[str, list[str]], register_order: list[str]) -> list[str]:
+    """Per-shot wire bitstrings of each register -> Qiskit memory strings.
+
+    Per-register *counts* are marginals and cannot be joined; per-shot values can. Qiskit puts the
+    first register rightmost and separates registers with a space.
+    """
+    lengths = {len(per_register[name]) for name in register_order}
+    if len(lengths) > 1:
+        raise ValueError(f"registers have different numbers of shots: {sorted(lengths)}")
+    columns = [per_register[name] for name in reversed(register_order)]
+    return [" ".join(big_endian_to_qiskit(bits) for bits in row) for row in zip(*columns)]

@@ -1,0 +1,167 @@
+"""The batch step: ``python -m qmio_hpc.step JOB_DIR``.
+
+This is what a Slurm job (or the local runner) executes while it holds the QPU: read the spec,
+check the programs (VALIDATING), send each one to the endpoint, splitting shots above the
+per-execution cap, and write the result (complete, atomically) or the error. Exit codes: 0 done,
+1 the endpoint or QPU failed, 2 the program was invalid, 143 terminated (cancel or time limit).
+
+It imports Qiskit only to parse OpenQASM 2 during validation.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import EndpointError, ProgramError, QmioError
+from .protocol import ExecutionOptions
+from .store import JobDir, JobStore
+from .transport import QPUClient
+from .wire import to_plain
+
+log = logging.getLogger("qmio_hpc.step")
+
+EXIT_OK, EXIT_QPU, EXIT_PROGRAM, EXIT_TERMINATED = 0, 1, 2, 143
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: scancel, the time limit, or ``qmio cancel`` on the local executor."""
+
+
+def language_of(program: str) -> str:
+    head = program.lstrip()[:40]
+    if head.startswith("OPENQASM 2"):
+        return "qasm2"
+    if head.startswith("OPENQASM 3"):
+        return "qasm3"
+    return "other"
+
+
+def validate_program(name: str, program: str) -> None:
+    """Reject what the QPU would reject anyway, before it holds the QPU's time."""
+    if not program.strip():
+        raise ProgramError(f"program {name} is empty")
+    if language_of(program) == "qasm2":
+        from qiskit import qasm2  # noqa: PLC0415 - only here does the step need Qiskit
+        try:
+            qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+        except qasm2.QASM2ParseError as exc:
+            message = " ".join(str(exc).split())
+            raise ProgramError(f"program {name} is not valid OpenQASM 2: {message}") from None
+
+
+def split_shots(shots: int, cap: int) -> list[int]:
+    """``20000`` with a cap of 8192 -> ``[8192, 8192, 3616]``."""
+    parts = [cap] * (shots // cap)
+    if shots % cap:
+        parts.append(shots % cap)
+    return parts
+
+
+def merge_replies(replies: list[dict[str, Any]]) -> dict[str, Any]:
+    """One reply from several executions of the same program: counts add, per-shot lists join."""
+    if len(replies) == 1:
+        return replies[0]
+    merged: dict[str, Any] = {}
+    for reply in replies:
+        for register, data in reply["results"].items():
+            if isinstance(data, dict):
+                into = merged.setdefault(register, {})
+                for bits, count in data.items():
+                    into[bits] = into.get(bits, 0) + count
+            else:
+                merged.setdefault(register, []).extend(data)
+    metrics = dict(replies[0].get("execution_metrics") or {})
+    metrics["executions"] = len(replies)
+    return {"results": merged, "execution_metrics": metrics}
+
+
+def run_step(job: JobDir) -> int:
+    spec = job.spec()
+    options = ExecutionOptions(**spec["options"])
+    programs: list[dict[str, str]] = spec["programs"]
+
+    job.set_state("validating", f"checking {len(programs)} program(s)")
+    for entry in programs:
+        validate_program(entry["name"], entry["program"])
+
+    if spec["endpoint"] == "emulator":
+        from .emulator.launcher import ensure_emulator  # noqa: PLC0415
+        job.set_state("running", "starting the built-in emulator")
+        ensure_emulator(port=spec["emulator_port"], store_root=Path(spec["store"]),
+                        idle_exit=spec.get("emulator_idle_exit", 900.0),
+                        time_model=spec.get("emulator_time_model", False))
+        endpoint = f"tcp://127.0.0.1:{spec['emulator_port']}"
+    else:
+        endpoint = spec["endpoint"]
+
+    started = time.time()
+    results: list[dict[str, Any]] = []
+    chunks = split_shots(options.shots, int(spec.get("max_shots", options.shots)))
+    with QPUClient(endpoint, connect_timeout=spec["connect_timeout"],
+                   reply_timeout=spec["reply_timeout"], retries=spec["retries"],
+                   assumed_repetition_period=spec["assumed_repetition_period"]) as client:
+        for index, entry in enumerate(programs, 1):
+            replies = []
+            for part, shots in enumerate(chunks, 1):
+                if job.is_cancelled():
+                    raise Terminated()
+                job.set_state("running", f"program {index} of {len(programs)}, execution "
+                                         f"{part} of {len(chunks)} on {endpoint}")
+                part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
+                replies.append(to_plain(client.run_program(entry["program"], part_options)))
+            results.append({"name": entry["name"], "reply": merge_replies(replies),
+                            "executions": len(chunks), "shots": options.shots})
+    job.write_result({"results": results, "endpoint": endpoint, "started": started,
+                      "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")})
+    job.set_state("done", "")
+    return EXIT_OK
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if len(argv) != 2:
+        print("usage: python -m qmio_hpc.step JOB_DIR", file=sys.stderr)
+        return EXIT_PROGRAM
+    os.umask(0o077)
+    job = JobDir(Path(argv[1]).resolve())
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    slurm_id = os.environ.get("SLURM_JOB_ID")
+    try:
+        if slurm_id:  # the submitter links the id too; whoever comes first wins, both agree
+            JobStore(job.path.parent.parent).link(slurm_id, job)
+        return run_step(job)
+    except ProgramError as exc:
+        return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
+    except EndpointError as exc:
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+    except Terminated:
+        reason = "cancelled" if job.is_cancelled() else "terminated by SIGTERM (time limit?)"
+        return _fail(job, "Terminated", f"the batch step was {reason}", EXIT_TERMINATED)
+    except QmioError as exc:
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+    except Exception as exc:  # a bug: record it so the job never ends without a reason
+        log.exception("batch step crashed")
+        return _fail(job, "InternalError", f"the batch step crashed: {exc!r}", EXIT_QPU)
+
+
+def _fail(job: JobDir, kind: str, message: str, code: int) -> int:
+    log.error("%s: %s", kind, message)
+    if job.result() is None:
+        job.write_error(kind, message)
+        job.set_state("error", message)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""ZMQ client for the QPU control server that never blocks forever.
+
+The server is a REP socket; a REQ socket whose reply never comes is stuck until it is closed, so
+each attempt uses a fresh socket and a deadline ("lazy pirate"). Three failures are told apart:
+
+* cannot reach: with ``IMMEDIATE`` set, a send only queues once a connection exists, so a send
+  that times out means nobody is listening at that address;
+* no answer in time: the request went out but no reply came before the deadline, which scales with
+  the work asked for (shots x repetition period) on top of ``reply_timeout``;
+* the QPU reported an error: the reply was ``{'Exception': ...}``.
+
+A socket monitor watches for the connection dropping while we wait, so a server that dies ends
+the wait at once instead of at the deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from . import wire
+from .errors import EndpointTimeoutError, EndpointUnreachableError, ProtocolError, QPUError
+from .protocol import (VERSION_REQUEST, ExecutionOptions, build_compiler_config,
+                       program_request, reply_exception)
+
+log = logging.getLogger(__name__)
+
+
+class _ConnectionLost(Exception):
+    """Internal: the peer closed the connection while a reply was awaited."""
+
+
+class QPUClient:
+    """Talks to one endpoint. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, endpoint: str, *, connect_timeout: float = 10.0,
+                 reply_timeout: float = 60.0, retries: int = 2,
+                 assumed_repetition_period: float = 1e-4,
+                 context: zmq.Context | None = None) -> None:
+        self.endpoint = endpoint
+        self.connect_timeout = connect_timeout
+        self.reply_timeout = reply_timeout
+        self.retries = retries
+        self.assumed_repetition_period = assumed_repetition_period
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, endpoint: str | None = None) -> "QPUClient":
+        return cls(endpoint or settings.resolved_endpoint,
+                   connect_timeout=settings.connect_timeout, reply_timeout=settings.reply_timeout,
+                   retries=settings.retries,
+                   assumed_repetition_period=settings.assumed_repetition_period)
+
+    # -- socket lifecycle -------------------------------------------------------------------------
+
+    def _open(self) -> zmq.Socket:
+        if self._socket is None:
+            sock = self._context.socket(zmq.REQ)
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.IMMEDIATE, 1)
+            sock.setsockopt(zmq.SNDTIMEO, int(self.connect_timeout * 1000))
+            self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            sock.connect(self.endpoint)
+            self._socket = sock
+        return self._socket
+
+    def _discard(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            self._socket.close(linger=0)
+            self._socket = None
+        if self._monitor is not None:
+            self._monitor.close(linger=0)
+            self._monitor = None
+
+    def close(self) -> None:
+        self._discard()
+
+    def __enter__(self) -> "QPUClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def work_timeout(self, options: ExecutionOptions | None) -> float:
+        """Seconds to wait for one reply: the base plus the time the shots themselves take."""
+        if options is None:
+            return self.reply_timeout
+        period = options.repetition_period or self.assumed_repetition_period
+        return self.reply_timeout + options.shots * period * 1.5
+
+    def request(self, message: Any, timeout: float | None = None,
+                on_retry: Callable[[int, str], None] | None = None) -> Any:
+        """Send ``message`` and return the unpickled reply, retrying on a fresh socket."""
+        timeout = self.reply_timeout if timeout is None else timeout
+        payload = wire.dumps(message)
+        attempts = self.retries + 1
+        lost = False
+        for attempt in range(1, attempts + 1):
+            sock = self._open()
+            try:
+                sock.send(payload)
+            except zmq.Again:
+                self._discard()
+                what = "lost the connection to" if lost else "cannot reach"
+                raise EndpointUnreachableError(
+                    f"{what} the QPU control server at {self.endpoint} (no connection within "
+                    f"{self.connect_timeout:g} s); is it running and is the address right?",
+                    self.endpoint) from None
+            try:
+                raw = self._await_reply(sock, timeout)
+            except _ConnectionLost:
+                lost = True
+                self._discard()
+                reason = "connection lost"
+            else:
+                if raw is not None:
+                    return self._decode(raw)
+                self._discard()
+                reason = f"no reply in {timeout:g} s"
+            log.warning("%s from %s (attempt %d of %d)", reason, self.endpoint, attempt, attempts)
+            if on_retry is not None and attempt < attempts:
+                on_retry(attempt, reason)
+        raise EndpointTimeoutError(
+            f"no answer from the QPU control server at {self.endpoint}: {reason} on each of "
+            f"{attempts} attempts", self.endpoint)
+
+    def _await_reply(self, sock: zmq.Socket, timeout: float) -> bytes | None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        assert self._monitor is not None
+        poller.register(self._monitor, zmq.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            events = dict(poller.poll(min(left, 1.0) * 1000))
+            if sock in events:
+                return sock.recv()
+            if self._monitor in events:
+                event = recv_monitor_message(self._monitor)
+                if event["event"] == zmq.EVENT_DISCONNECTED:
+                    raise _ConnectionLost()
+
+    def _decode(self, raw: bytes) -> Any:
+        try:
+            return wire.loads(raw)
+        except Exception as exc:  # any unpickling failure is the peer's fault, not ours
+            raise ProtocolError(f"unreadable reply from {self.endpoint}: {exc}",
+                                self.endpoint) from None
+
+    def version(self) -> dict[str, Any]:
+        reply = self.request(VERSION_REQUEST, timeout=min(self.reply_timeout, 10.0))
+        if not isinstance(reply, dict):
+            raise ProtocolError(f"unexpected version reply from {self.endpoint}: {reply!r:.200}",
+                                self.endpoint)
+        return reply
+
+    def run_program(self, program: str, options: ExecutionOptions,
+                    on_retry: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+        """Run one program; returns the server's reply dict or raises QPUError."""
+        reply = self.request(program_request(program, build_compiler_config(options)),
+                             timeout=self.work_timeout(options), on_retry=on_retry)
+        error = reply_exception(reply)
+        if error is not None:
+            raise QPUError(f"the QPU at {self.endpoint} reported: {error}", self.endpoint)
+        if not isinstance(reply, dict) or "results" not in reply:
+            raise ProtocolError(f"unexpected reply from {self.endpoint}: {reply!r:.200}",
+                                self.endpoint)
+        return reply
