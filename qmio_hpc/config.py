@@ -26,9 +26,9 @@ from .errors import ConfigError
 BUILTIN_ENDPOINT = "emulator"
 
 
-def _default_store() -> str:
+def _default_store(env: Mapping[str, str]) -> str:
     # CESGA's control node does not mount $HOME but does mount $STORE.
-    base = os.environ.get("STORE") or os.path.expanduser("~")
+    base = env.get("STORE") or env.get("HOME") or os.path.expanduser("~")
     return str(Path(base) / ".qmio-hpc")
 
 
@@ -140,15 +140,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return flat
 
 
-def site_config_path() -> Path:
-    return Path(os.environ.get("QMIO_SITE_CONFIG", "/etc/qmio/config.toml"))
+def site_config_path(env: Mapping[str, str]) -> Path:
+    return Path(env.get("QMIO_SITE_CONFIG", "/etc/qmio/config.toml"))
 
 
-def user_config_path() -> Path:
-    if "QMIO_USER_CONFIG" in os.environ:
-        return Path(os.environ["QMIO_USER_CONFIG"])
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
-    return Path(base) / "qmio" / "config.toml"
+def user_config_path(env: Mapping[str, str]) -> Path:
+    if env.get("QMIO_USER_CONFIG"):
+        return Path(env["QMIO_USER_CONFIG"])
+    home = env.get("HOME") or os.path.expanduser("~")
+    return Path(env.get("XDG_CONFIG_HOME") or Path(home) / ".config") / "qmio" / "config.toml"
 
 
 class Settings:
@@ -166,7 +166,7 @@ class Settings:
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         for field in FIELDS:
-            default = field.default() if callable(field.default) else field.default
+            default = field.default(env) if callable(field.default) else field.default
             values[field.name] = list(default) if isinstance(default, list) else default
             origins[field.name] = "default"
 
@@ -180,9 +180,9 @@ class Settings:
                 values[name] = _convert(FIELDS_BY_NAME[name], value, where)
                 origins[name] = where
 
-        site = site_config_path()
+        site = site_config_path(env)
         apply(_read_toml(site), f"site file {site}")
-        user = user_config_path()
+        user = user_config_path(env)
         apply(_read_toml(user), f"user file {user}")
         if env.get("ZMQ_SERVER"):
             apply({"endpoint": env["ZMQ_SERVER"]}, "environment ZMQ_SERVER")

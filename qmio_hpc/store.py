@@ -172,14 +172,22 @@ class JobStore:
             if os.readlink(link) != str(target):
                 raise QmioError(f"job id {job_id} already names another job in {self.root}")
 
+    def _follow(self, link: Path) -> JobDir | None:
+        """The job directory ``link`` names, if it is a link to a directory inside ``jobs/``."""
+        if not link.is_symlink():
+            return None
+        path = link.resolve()
+        if not path.is_dir() or path.parent != (self.root / "jobs").resolve():
+            return None
+        return JobDir(path)
+
     def get(self, job_id: str) -> JobDir:
         validate_job_id(job_id)
-        link = self.root / "ids" / job_id
-        path = link.resolve() if link.is_symlink() else None
-        if path is None or not path.is_dir() or path.parent != (self.root / "jobs").resolve():
+        job = self._follow(self.root / "ids" / job_id)
+        if job is None:
             raise JobNotFoundError(f"no job {job_id} in the job store {self.root}; "
                                    f"'qmio jobs' lists the jobs there")
-        return JobDir(path)
+        return job
 
     def ids(self) -> Iterator[tuple[str, JobDir]]:
         """All (id, directory) pairs, oldest first."""
@@ -188,10 +196,8 @@ class JobStore:
             return iter(())
         entries = []
         for link in ids_dir.iterdir():
-            if not JOB_ID_RE.match(link.name):
-                continue
-            path = link.resolve()
-            if path.is_dir():
-                entries.append((link.name, JobDir(path)))
+            job = self._follow(link) if JOB_ID_RE.match(link.name) else None
+            if job is not None:
+                entries.append((link.name, job))
         entries.sort(key=lambda e: e[1].key)
         return iter(entries)

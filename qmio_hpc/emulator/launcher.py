@@ -59,6 +59,7 @@ def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
                  "--idle-exit", str(idle_exit)] + (["--time-model"] if time_model else []),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 close_fds=True)
+        (folder / f"{port}.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if proc.poll() is not None:

@@ -1,0 +1,136 @@
+"""Shared fixtures: every test gets its own job store, settings and ports; nothing is mocked.
+
+Emulators are real processes on loopback; the local executor really detaches runners. Anything a
+test starts is stopped at the end of that test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from qmio_hpc.transport import QPUClient
+
+REPO = Path(__file__).resolve().parents[1]
+BELL_QASM = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[32];
+creg c[2];
+h q[0];
+cx q[0],q[1];
+measure q[0] -> c[0];
+measure q[1] -> c[1];
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def qmio_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings isolated from the machine: own store, own emulator port, local executor."""
+    port = free_port()
+    env = {
+        "QMIO_STORE": str(tmp_path / "store"),
+        "QMIO_EMULATOR_PORT": str(port),
+        "QMIO_EXECUTOR": "local",
+        "QMIO_SITE_CONFIG": str(tmp_path / "site.toml"),
+        "QMIO_USER_CONFIG": str(tmp_path / "user.toml"),
+        "QMIO_EMULATOR_IDLE_EXIT": "60",
+        "QMIO_CONNECT_TIMEOUT": "3",
+        "QMIO_REPLY_TIMEOUT": "30",
+    }
+    for name in list(os.environ):
+        if name.startswith("QMIO_") or name in ("ZMQ_SERVER", "SLURM_JOB_ID"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield env
+    _stop_on_demand_emulators(Path(env["QMIO_STORE"]))
+    _wait_runners_idle(Path(env["QMIO_STORE"]))
+
+
+def _stop_on_demand_emulators(store: Path) -> None:
+    for pid_file in (store / "emulator").glob("*.pid"):
+        try:
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def _wait_runners_idle(store: Path, timeout: float = 10.0) -> None:
+    """Let detached runners of this test finish (their emulator is gone, so they fail fast)."""
+    queue = store / "local" / "queue"
+    deadline = time.monotonic() + timeout
+    while queue.is_dir() and any(queue.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+class Emulator:
+    """A real ``qmio emulator`` process on loopback."""
+
+    def __init__(self, port: int, *args: str) -> None:
+        self.port = port
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", self.endpoint, *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulator exited: {self.proc.stdout.read()}")
+            try:
+                with QPUClient(self.endpoint, connect_timeout=0.5, reply_timeout=2,
+                               retries=0) as client:
+                    client.version()
+                return
+            except Exception:
+                time.sleep(0.1)
+        raise RuntimeError("emulator did not start")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def emulator_factory() -> Iterator:
+    started: list[Emulator] = []
+
+    def start(*args: str, port: int | None = None) -> Emulator:
+        emu = Emulator(port or free_port(), *args)
+        started.append(emu)
+        return emu
+
+    yield start
+    for emu in started:
+        emu.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def emulator(emulator_factory) -> Emulator:
+    return emulator_factory("--seed", "7")
+
+
+def run_qmio(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a new process, as a user in a new shell would."""
+    return subprocess.run([sys.executable, "-m", "qmio_hpc", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                          input=input)

@@ -1,0 +1,196 @@
+"""The main job, as a user runs it: the CLI in fresh processes, the local executor, the emulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import BELL_QASM, run_qmio
+
+SLOW_QASM = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\n'
+             'measure q[0] -> c[0];\n')
+
+
+@pytest.fixture
+def bell(tmp_path):
+    path = tmp_path / "bell.qasm"
+    path.write_text(BELL_QASM)
+    return path
+
+
+def submit_json(*args, env=None) -> str:
+    out = run_qmio("submit", *args, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["job_id"]
+
+
+def wait_status(job_id: str, wanted: set[str], timeout: float = 60, detail: str = "") -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = json.loads(run_qmio("status", job_id, "--json").stdout)
+        if rows[0]["status"] in wanted and detail in rows[0]["detail"]:
+            return rows[0]
+        time.sleep(0.2)
+    raise AssertionError(f"{job_id} never reached {wanted}: {rows}")
+
+
+def test_submit_wait_prints_bell_counts(qmio_env, bell):
+    out = run_qmio("submit", str(bell), "--shots", "2000", "--wait")
+    assert out.returncode == 0, out.stderr
+    assert "Submitted job L1 (local executor" in out.stdout
+    counts = dict(line.split() for line in out.stdout.splitlines()[2:])
+    assert set(counts) == {"00", "11"}
+    assert sum(map(int, counts.values())) == 2000
+    assert 800 < int(counts["00"]) < 1200
+    assert "DONE" in out.stderr  # progress was shown while waiting
+
+
+def test_status_and_result_from_a_new_shell(qmio_env, bell):
+    job_id = submit_json(str(bell), "--shots", "500", "--wait")
+    status = json.loads(run_qmio("status", job_id, "--json").stdout)
+    assert status == [{"job_id": job_id, "status": "DONE", "scheduler_state": "",
+                       "detail": "completed"}]
+    result = json.loads(run_qmio("result", job_id, "--json").stdout)
+    counts = result["results"][0]["counts"]
+    assert result["status"] == "DONE" and sum(counts.values()) == 500
+    assert set(counts) <= {"00", "11"}
+    assert result["results"][0]["reply"]["results"]["c"] == counts  # symmetric for Bell
+    table = run_qmio("status").stdout
+    assert job_id in table and "DONE" in table
+
+
+def test_big_endian_wire_becomes_qiskit_order_in_the_cli(qmio_env, tmp_path):
+    prog = tmp_path / "x0.qasm"
+    prog.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\nx q[0];\n'
+                    'measure q[0] -> c[0];\nmeasure q[1] -> c[1];\nmeasure q[2] -> c[2];\n')
+    job_id = submit_json(str(prog), "--shots", "10", "--wait")
+    result = json.loads(run_qmio("result", job_id, "--json").stdout)["results"][0]
+    assert result["reply"]["results"] == {"c": {"100": 10}}
+    assert result["counts"] == {"001": 10}
+
+
+def test_cancel_of_a_queued_job_leaves_it_cancelled(qmio_env, emulator_factory, tmp_path):
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    first = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.004")
+    second = submit_json(str(prog), "--shots", "10")
+    wait_status(first, {"RUNNING"})
+    queued = wait_status(second, {"QUEUED"})
+    assert "waiting for the QPU" in queued["detail"]
+    out = run_qmio("cancel", second)
+    assert out.returncode == 0 and "cancel requested (was QUEUED)" in out.stdout
+    assert wait_status(second, {"CANCELLED"}, timeout=10)["status"] == "CANCELLED"
+    assert wait_status(first, {"DONE"})["status"] == "DONE"  # the running job is untouched
+    result = run_qmio("result", second)
+    assert result.returncode == 1 and "CANCELLED" in result.stderr
+    again = run_qmio("cancel", first)
+    assert "already DONE" in again.stdout
+
+
+def test_cancel_while_running(qmio_env, emulator_factory, tmp_path):
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    job_id = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.01")
+    wait_status(job_id, {"RUNNING"}, detail="program 1 of 1")
+    run_qmio("cancel", job_id)
+    assert wait_status(job_id, {"CANCELLED", "ERROR", "DONE"}, 15)["status"] == "CANCELLED"
+
+
+def test_jobs_are_served_first_come_first_served(qmio_env, emulator_factory, tmp_path):
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    ids = [submit_json(str(prog), "--shots", "100", "--repetition-period", "0.003")
+           for _ in range(4)]
+    for job_id in ids:
+        wait_status(job_id, {"DONE"})
+    store = qmio_env["QMIO_STORE"]
+    starts = []
+    for job_id in ids:
+        from qmio_hpc.store import JobStore
+        started = JobStore(store).get(job_id).result()["started"]
+        starts.append(started)
+    assert starts == sorted(starts)
+
+
+def test_emulator_stopped_while_job_waits_ends_in_error_naming_the_endpoint(
+        qmio_env, emulator_factory, tmp_path):
+    emu = emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    job_id = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.05")
+    wait_status(job_id, {"RUNNING"}, detail="program 1 of 1")  # the request is on the server
+    time.sleep(0.5)
+    emu.stop()
+    began = time.monotonic()
+    out = run_qmio("result", job_id, "--wait", "--timeout", "30")
+    assert time.monotonic() - began < 15  # connect_timeout is 3 s here; nowhere near 50 s
+    assert out.returncode == 1
+    assert "ERROR" in out.stderr and emu.endpoint in out.stderr
+
+
+def test_unreachable_endpoint_ends_in_error(qmio_env, bell):
+    out = run_qmio("--endpoint", "tcp://127.0.0.1:9", "submit", str(bell), "--wait",
+                   env={"QMIO_CONNECT_TIMEOUT": "1"})
+    assert out.returncode == 1
+    assert "cannot reach the QPU control server at tcp://127.0.0.1:9" in out.stderr
+
+
+def test_invalid_program_fails_in_validation(qmio_env, tmp_path):
+    bad = tmp_path / "bad.qasm"
+    bad.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nfrob q[0];\n')
+    out = run_qmio("submit", str(bad), "--wait")
+    assert out.returncode == 1 and "not valid OpenQASM 2" in out.stderr and "frob" in out.stderr
+
+
+@pytest.mark.parametrize("args,code,words", [
+    (("submit", "nope.qasm"), 2, "no such file"),
+    (("submit", "x.qasm", "--shots", "0"), 2, "--shots"),
+    (("status", "L999"), 3, "no job L999"),
+    (("status", "../../etc"), 3, "not a valid job id"),
+    (("result", "L999"), 3, "no job"),
+    (("--executor", "cloud", "status"), 2, "cloud"),
+])
+def test_bad_input_gets_one_line_and_an_exit_code(qmio_env, args, code, words):
+    out = run_qmio(*args)
+    assert out.returncode == code, out.stderr
+    assert words in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_setting_is_one_line(qmio_env):
+    out = run_qmio("status", env={"QMIO_SHOTS": "lots"})
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "QMIO_SHOTS" in out.stderr
+
+
+def test_stdin_program(qmio_env):
+    out = run_qmio("submit", "-", "--shots", "100", "--wait", input=BELL_QASM)
+    assert out.returncode == 0 and "stdin: 100 shots" in out.stdout
+
+
+def test_config_shows_values_and_origins(qmio_env):
+    out = run_qmio("config", "--json", env={"QMIO_SLURM_PARTITION": "ilk"})
+    data = json.loads(out.stdout)
+    rows = {r["name"]: r for r in data["settings"]}
+    assert rows["slurm.partition"] == {"name": "slurm.partition", "value": "ilk",
+                                       "origin": "environment QMIO_SLURM_PARTITION"}
+    assert rows["store"]["value"] == qmio_env["QMIO_STORE"]
+    assert data["executor"] == "local"
+    text = run_qmio("config").stdout
+    assert "executor in use: local" in text and "(default)" in text
+
+
+@pytest.mark.parametrize("args", [("--help",), ("status",), ("jobs",)])
+def test_help_and_status_do_not_import_qiskit(qmio_env, args):
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "qmio_hpc", *args],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "qmio_hpc.cli" in imported  # the measurement works
+    assert not [m for m in imported if m == "qiskit" or m.startswith("qiskit.")]

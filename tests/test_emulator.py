@@ -1,0 +1,137 @@
+"""The emulator as a real process on loopback, spoken to with raw qat-rpc tuples."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+
+import pytest
+import zmq
+
+from qmio_hpc import wire
+from qmio_hpc.emulator import is_loopback_bind
+from qmio_hpc.emulator.simulate import compact, load_circuit
+from qmio_hpc.protocol import ExecutionOptions, build_compiler_config
+from tests.conftest import BELL_QASM
+
+
+def ask(endpoint: str, message, timeout: float = 30.0):
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+    sock.connect(endpoint)
+    try:
+        sock.send(message if isinstance(message, bytes) else pickle.dumps(message))
+        return wire.loads(sock.recv())
+    finally:
+        sock.close()
+
+
+def config(shots=1000, res_format="binary_count"):
+    return build_compiler_config(ExecutionOptions(shots=shots, res_format=res_format))
+
+
+@pytest.mark.parametrize("form", ["legacy", "three", "five"])
+def test_bell_in_every_request_form(emulator, form):
+    msg = {"legacy": (BELL_QASM, config()), "three": ("program", BELL_QASM, config()),
+           "five": ("program", BELL_QASM, config(), None, None)}[form]
+    reply = ask(emulator.endpoint, msg)
+    counts = reply["results"]["c"]
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
+    assert 400 < counts["00"] < 600
+    assert reply["execution_metrics"]["optimized_instruction_count"] > 0
+
+
+def test_bitstrings_are_big_endian_per_register(emulator):
+    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\ncreg d[1];\n'
+            'x q[0];\nmeasure q[0] -> c[0];\nmeasure q[1] -> c[1];\nmeasure q[2] -> c[2];\n'
+            'x q[2];\nmeasure q[2] -> d[0];\n')
+    reply = ask(emulator.endpoint, ("program", prog, config(shots=50)))
+    assert reply["results"] == {"c": {"100": 50}, "d": {"1": 50}}
+
+
+def test_openqasm3(emulator):
+    prog = ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+            'x q[1];\nc = measure q;\n')
+    assert ask(emulator.endpoint, ("program", prog, config(shots=20)))["results"] == \
+        {"c": {"01": 20}}
+
+
+def test_raw_format_gives_readout_values_per_shot(emulator):
+    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nx q[0];\n'
+            'measure q[0] -> c[0];\nmeasure q[1] -> c[1];\n')
+    shots = ask(emulator.endpoint, ("program", prog, config(10, "raw")))["results"]["c"]
+    assert len(shots) == 10
+    for one, zero in shots:
+        assert -1.5 < one < -0.5 and 0.5 < zero < 1.5
+
+
+def test_binary_format_gives_bits_per_shot(emulator):
+    shots = ask(emulator.endpoint, ("program", BELL_QASM, config(20, "binary")))["results"]["c"]
+    assert len(shots) == 20 and all(s in ([0, 0], [1, 1]) for s in shots)
+
+
+def test_invalid_program_is_an_exception_reply(emulator):
+    reply = ask(emulator.endpoint, ("program", "OPENQASM 2.0;\nqreg q[1];\nfoo q[0];\n", config()))
+    assert set(reply) == {"Exception"} and "foo" in reply["Exception"]
+    # the server is still serving
+    assert ask(emulator.endpoint, ("version",))["qat_rpc_version"] == "1.0.0"
+
+
+def test_queries(emulator):
+    assert ask(emulator.endpoint, ("version",)) == {"qat_rpc_version": "1.0.0",
+                                                    "emulator": "qmio-hpc"}
+    info = ask(emulator.endpoint, ("qpu_info",))
+    assert info["num_qubits"] == 32
+    assert len(ask(emulator.endpoint, ("couplings",))) > 0
+    assert len(ask(emulator.endpoint, ("qubit_info",))) == 32
+    assert "Exception" in ask(emulator.endpoint, ("bogus", 1, 2, 3))
+
+
+def test_malicious_pickle_is_refused_and_the_server_lives(emulator, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path}/pwned",))
+    reply = ask(emulator.endpoint, pickle.dumps(Evil()))
+    assert "Exception" in reply and "refused" in reply["Exception"]
+    assert not (tmp_path / "pwned").exists()
+    assert "results" in ask(emulator.endpoint, ("program", BELL_QASM, config(10)))
+
+
+def test_32_qubit_register_with_three_used_qubits_is_fast(emulator):
+    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[32];\ncreg c[3];\nh q[5];\n'
+            'cx q[5],q[17];\ncx q[17],q[31];\nbarrier q;\nmeasure q[5] -> c[0];\n'
+            'measure q[17] -> c[1];\nmeasure q[31] -> c[2];\n')
+    began = time.monotonic()
+    counts = ask(emulator.endpoint, ("program", prog, config(2000)))["results"]["c"]
+    assert time.monotonic() - began < 5.0
+    assert set(counts) == {"000", "111"}
+
+
+def test_compact_keeps_only_used_qubits():
+    circuit = load_circuit('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[32];\ncreg c[1];\n'
+                           'x q[30];\nbarrier q;\nmeasure q[30] -> c[0];\n')
+    assert compact(circuit).num_qubits == 1
+
+
+def test_time_model_takes_shots_times_period(emulator_factory):
+    emu = emulator_factory("--time-model")
+    began = time.monotonic()
+    opts = ExecutionOptions(shots=100, repetition_period=0.01)
+    ask(emu.endpoint, ("program", BELL_QASM, build_compiler_config(opts)))
+    assert time.monotonic() - began >= 1.0
+
+
+@pytest.mark.parametrize("bind,loop", [("tcp://127.0.0.1:5556", True), ("tcp://localhost:1", True),
+                                       ("tcp://0.0.0.0:5556", False), ("tcp://10.1.2.3:1", False),
+                                       ("ipc:///tmp/x", True)])
+def test_loopback_detection(bind, loop):
+    assert is_loopback_bind(bind) is loop
+
+
+def test_default_bind_is_loopback():
+    from qmio_hpc.cli import emulator as command
+    bind = next(p for p in command.params if p.name == "bind")
+    assert bind.default.startswith("tcp://127.0.0.1:")

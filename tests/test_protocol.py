@@ -1,0 +1,97 @@
+"""The wire protocol's pure functions: CompilerConfig, bit order, result shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qmio_hpc.errors import ProgramError
+from qmio_hpc.protocol import (ExecutionOptions, build_compiler_config, join_shots,
+                               parse_compiler_config, program_request)
+from qmio_hpc.results import counts_of, memory_of, register_counts, register_sizes
+
+
+def seed_config_build(shots: int, repetition_period=None, optimizations=None) -> str:
+    """CESGA's ``_config_build`` from the seed document, verbatim in shape."""
+    return json.dumps({
+        "$type": "<class 'qat.purr.compiler.config.CompilerConfig'>",
+        "$data": {
+            "repeats": shots, "repetition_period": repetition_period,
+            "results_format": {
+                "$type": "<class 'qat.purr.compiler.config.QuantumResultsFormat'>",
+                "$data": {
+                    "format": {"$type": "<enum 'qat.purr.compiler.config.InlineResultsProcessing'>",
+                               "$value": 1},
+                    "transforms": {"$type": "<enum 'qat.purr.compiler.config.ResultsFormatting'>",
+                                   "$value": 3}}},
+            "metrics": {"$type": "<enum 'qat.purr.compiler.config.MetricsType'>", "$value": 6},
+            "active_calibrations": [], "optimizations": optimizations}})
+
+
+def test_default_config_is_exactly_what_cesgas_client_sends():
+    assert json.loads(build_compiler_config(ExecutionOptions(shots=100))) == \
+        json.loads(seed_config_build(100))
+
+
+@pytest.mark.parametrize("fmt,expected", [("binary_count", (1, 3)), ("raw", (1, 2)),
+                                          ("binary", (2, 2)),
+                                          ("squash_binary_result_arrays", (2, 6))])
+def test_results_formats_encode_cesgas_enum_values(fmt, expected):
+    data = json.loads(build_compiler_config(ExecutionOptions(shots=5, res_format=fmt)))["$data"]
+    rf = data["results_format"]["$data"]
+    assert (rf["format"]["$value"], rf["transforms"]["$value"]) == expected
+
+
+@pytest.mark.parametrize("level,flag", [(0, 1), (1, 18), (2, 30)])
+def test_optimisation_levels_map_to_tket_flags(level, flag):
+    data = json.loads(build_compiler_config(ExecutionOptions(shots=5, optimization=level)))
+    assert data["$data"]["optimizations"]["$data"]["tket_optimizations"]["$value"] == flag
+
+
+def test_config_round_trips():
+    opts = ExecutionOptions(shots=123, repetition_period=2e-4, optimization=2, res_format="raw")
+    assert parse_compiler_config(build_compiler_config(opts)) == opts
+
+
+@pytest.mark.parametrize("kwargs,word", [({"shots": 0}, "shots"), ({"shots": True}, "shots"),
+                                         ({"shots": 10, "repetition_period": -1}, "repetition"),
+                                         ({"shots": 10, "optimization": 7}, "optimization"),
+                                         ({"shots": 10, "res_format": "nope"}, "res_format")])
+def test_bad_options_name_what_is_wrong(kwargs, word):
+    with pytest.raises(ProgramError, match=word):
+        ExecutionOptions(**kwargs)
+
+
+def test_program_request_is_the_three_tuple():
+    assert program_request("P", "C") == ("program", "P", "C")
+
+
+def test_big_endian_counts_become_qiskit_order():
+    # x q[0]; measure q[0..2] -> c[0..2] gives '100' on the wire; Qiskit prints c[0] rightmost.
+    reply = {"results": {"c": {"100": 10}}}
+    assert counts_of(reply) == {"001": 10}
+    assert register_counts(reply) == {"c": {"001": 10}}
+
+
+def test_per_shot_registers_join_in_qiskit_layout():
+    # two registers a (2 bits) and b (1 bit); wire order a[0] leftmost
+    shots = {"a": ["10", "01"], "b": ["1", "0"]}
+    assert join_shots(shots, ["a", "b"]) == ["1 01", "0 10"]
+
+
+def test_raw_values_are_thresholded_per_shot():
+    reply = {"results": {"c": [[0.98, -1.02], [1.01, 0.97], [-0.9, -1.1]]}}
+    assert memory_of(reply) == ["10", "00", "11"]
+    assert counts_of(reply) == {"10": 1, "00": 1, "11": 1}
+    assert register_sizes(reply) == [("c", 2)]
+
+
+def test_binary_format_per_shot_bits():
+    reply = {"results": {"a": [[1, 0], [0, 0]], "b": [[1], [1]]}}
+    assert counts_of(reply, [("a", 2), ("b", 1)]) == {"1 01": 1, "1 00": 1}
+
+
+def test_counts_of_several_registers_refuse_to_invent_a_joint_distribution():
+    with pytest.raises(ValueError, match="joint"):
+        counts_of({"results": {"a": {"1": 5}, "b": {"0": 5}}})

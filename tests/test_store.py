@@ -1,0 +1,78 @@
+"""The job store: owner-only permissions, whole-or-nothing results, ids that cannot escape."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from qmio_hpc.errors import JobNotFoundError
+from qmio_hpc.store import JobStore, validate_job_id, write_json_atomic
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_directories_are_0700_and_files_0600(tmp_path):
+    os.umask(0o022)
+    store = JobStore(tmp_path / "store")
+    job = store.create({"programs": []})
+    store.link("L1", job)
+    job.set_state("running")
+    job.write_result({"results": []})
+    job.write_error("X", "y")
+    job.mark_cancelled()
+    for d in (store.root, store.root / "jobs", store.root / "ids", job.path):
+        assert mode(d) == 0o700, d
+    for f in job.path.iterdir():
+        assert mode(f) == 0o600, f
+
+
+def test_result_is_complete_or_absent(tmp_path):
+    job = JobStore(tmp_path).create({})
+    assert job.result() is None
+    (job.path / "result.json").write_text('{"results": [1, 2')  # a torn write
+    assert job.result() is None
+    (job.path / "result.json").write_text('{"results": []}')  # parses but not marked complete
+    assert job.result() is None
+    job.write_result({"results": [3]})
+    assert job.result() == {"results": [3], "complete": True}
+    assert not [p for p in job.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path):
+    with pytest.raises(TypeError):
+        write_json_atomic(tmp_path / "x.json", {"bad": object()})
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 65, "a..b", "é", "a b"])
+def test_path_tricks_are_refused(bad):
+    with pytest.raises(JobNotFoundError):
+        validate_job_id(bad)
+
+
+def test_ids_resolve_and_cannot_be_pointed_outside(tmp_path):
+    store = JobStore(tmp_path / "store")
+    job = store.create({"a": 1})
+    store.link("4242", job)
+    store.link("4242", job)  # idempotent
+    assert store.get("4242").path == job.path.resolve()
+    assert job.spec()["a"] == 1 and job.spec()["version"] == 1
+    os.symlink(tmp_path, store.root / "ids" / "evil")
+    with pytest.raises(JobNotFoundError):
+        store.get("evil")
+    with pytest.raises(JobNotFoundError, match="qmio jobs"):
+        store.get("4243")
+    assert [i for i, _ in store.ids()] == ["4242"]
+    other = store.create({})
+    with pytest.raises(Exception, match="another job"):
+        store.link("4242", other)
+
+
+def test_spec_is_json(tmp_path):
+    job = JobStore(tmp_path).create({"programs": [{"name": "bell"}]})
+    assert json.loads((job.path / "spec.json").read_text())["programs"][0]["name"] == "bell"

@@ -1,0 +1,131 @@
+"""The ZMQ client against real sockets: the three failures are told apart and nothing hangs."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import zmq
+
+from qmio_hpc import wire
+from qmio_hpc.errors import (EndpointTimeoutError, EndpointUnreachableError, ProtocolError,
+                             QPUError)
+from qmio_hpc.protocol import ExecutionOptions
+from qmio_hpc.transport import QPUClient
+from tests.conftest import BELL_QASM, free_port
+
+
+class SilentThenAnswering(threading.Thread):
+    """A real server that swallows the first ``drop`` requests, then answers (with ``reply``).
+
+    It is a ROUTER socket, which REQ clients see as a REP server but which may leave a request
+    unanswered, like a wedged control server.
+    """
+
+    def __init__(self, port: int, drop: int, reply=None) -> None:
+        super().__init__(daemon=True)
+        self.port, self.drop, self.reply = port, drop, reply
+        self.received = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.bind(f"tcp://127.0.0.1:{self.port}")
+        while not self.stop.is_set():
+            if not sock.poll(50):
+                continue
+            identity, empty, payload = sock.recv_multipart()
+            self.received += 1
+            if self.received <= self.drop:
+                continue
+            answer = (self.reply if isinstance(self.reply, bytes) else
+                      wire.dumps(self.reply or {"echo": wire.loads(payload)[0]}))
+            sock.send_multipart([identity, empty, answer])
+        sock.close()
+        ctx.term()
+
+
+@pytest.fixture
+def server():
+    started = []
+
+    def start(drop: int, reply=None):
+        srv = SilentThenAnswering(free_port(), drop, reply)
+        srv.start()
+        time.sleep(0.1)
+        started.append(srv)
+        return srv
+    yield start
+    for srv in started:
+        srv.stop.set()
+        srv.join(5)
+
+
+def test_nobody_listening_is_cannot_reach_naming_the_endpoint():
+    port = free_port()
+    client = QPUClient(f"tcp://127.0.0.1:{port}", connect_timeout=0.5, retries=2)
+    began = time.monotonic()
+    with pytest.raises(EndpointUnreachableError, match=f"cannot reach.*127.0.0.1:{port}"):
+        client.request(("version",))
+    assert time.monotonic() - began < 2.0
+
+
+def test_no_answer_is_a_timeout_after_bounded_retries(server):
+    srv = server(drop=10)
+    client = QPUClient(f"tcp://127.0.0.1:{srv.port}", reply_timeout=0.3, retries=2)
+    began = time.monotonic()
+    with pytest.raises(EndpointTimeoutError, match=f"127.0.0.1:{srv.port}.*3 attempts"):
+        client.request(("version",))
+    assert srv.received == 3
+    assert time.monotonic() - began < 5.0
+
+
+def test_lazy_pirate_recreates_the_socket_and_gets_the_answer(server):
+    srv = server(drop=1)
+    retries = []
+    with QPUClient(f"tcp://127.0.0.1:{srv.port}", reply_timeout=0.5, retries=2) as client:
+        reply = client.request(("version",), on_retry=lambda n, why: retries.append(why))
+    assert reply == {"echo": "version"} and srv.received == 2 and len(retries) == 1
+
+
+def test_exception_reply_is_a_qpu_error(server):
+    srv = server(drop=0, reply={"Exception": "ConnectionError('FPGA card #11 is stuck')"})
+    with QPUClient(f"tcp://127.0.0.1:{srv.port}") as client:
+        with pytest.raises(QPUError, match="FPGA card #11 is stuck") as info:
+            client.run_program(BELL_QASM, ExecutionOptions(shots=10))
+    assert info.value.endpoint == f"tcp://127.0.0.1:{srv.port}"
+
+
+def test_unsafe_reply_is_refused_not_executed(server, tmp_path):
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path}/pwned",))
+    srv = server(drop=0, reply=pickle.dumps(Evil()))
+    with QPUClient(f"tcp://127.0.0.1:{srv.port}") as client:
+        with pytest.raises(ProtocolError, match="refused"):
+            client.request(("version",))
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_timeout_scales_with_the_work():
+    client = QPUClient("tcp://127.0.0.1:1", reply_timeout=10, assumed_repetition_period=1e-4)
+    assert client.work_timeout(ExecutionOptions(shots=1000)) == pytest.approx(10.15)
+    slow = ExecutionOptions(shots=100_000, repetition_period=1e-3)
+    assert client.work_timeout(slow) == pytest.approx(10 + 150)
+
+
+def test_server_dying_mid_request_ends_the_wait_at_once(emulator_factory):
+    emu = emulator_factory("--time-model")
+    client = QPUClient(emu.endpoint, connect_timeout=0.5, reply_timeout=60, retries=1)
+    killer = threading.Timer(0.5, emu.stop)
+    killer.start()
+    began = time.monotonic()
+    with pytest.raises(EndpointUnreachableError, match="lost the connection"):
+        client.run_program(BELL_QASM, ExecutionOptions(shots=1000, repetition_period=0.02))
+    assert time.monotonic() - began < 5.0  # not the 60 s + 30 s deadline
