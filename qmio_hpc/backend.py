@@ -12,7 +12,6 @@ Two ways in:
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit, qasm2
@@ -22,6 +21,7 @@ from qiskit.transpiler import Target
 from .errors import ProgramError, QmioError
 from .job import QmioJob
 from .protocol import RESULTS_FORMATS, ExecutionOptions
+from .scheduler import in_allocation
 from .transport import QPUClient
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 
 class NotConnectedError(QmioError, RuntimeError):
     """The seed API's ``run(program=...)`` was called outside ``with``/``connect()``."""
-
-
-def in_allocation(settings: Any) -> bool:
-    """True inside a Slurm job with a real endpoint configured: talk to it, submit nothing."""
-    return bool(os.environ.get("SLURM_JOB_ID")) and not settings.uses_builtin_emulator
 
 
 class QmioBackend(BackendV2):

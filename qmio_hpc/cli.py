@@ -105,17 +105,23 @@ def _read_program(path: str) -> str:
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="With --wait: give up after this long (the job goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
+              help="Where the job runs (overrides the setting 'executor').")
+@click.option("--dry-run", is_flag=True,
+              help="Print the batch script that would be submitted, and submit nothing.")
 @click.pass_context
 @handle_errors
 def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_format: str,
            repetition_period: float | None, optimization: str | None, wait: bool,
-           timeout: float | None, as_json: bool) -> None:
+           timeout: float | None, as_json: bool, executor: str | None, dry_run: bool) -> None:
     """Submit OpenQASM program FILE(s) as one job ('-' reads standard input).
 
     All files go out together, as one job that holds the QPU once. The job id is printed at once;
     with --wait the command also waits and prints the counts, in Qiskit's bit order (c[0] is the
     rightmost character).
     """
+    if executor:
+        ctx.obj["overrides"]["executor"] = executor
     manager = _manager(ctx)
     programs = [{"name": Path(f).stem if f != "-" else "stdin", "program": _read_program(f)}
                 for f in files]
@@ -123,6 +129,9 @@ def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_fo
                                repetition_period=repetition_period,
                                optimization=int(optimization) if optimization else None,
                                res_format=res_format)
+    if dry_run:
+        click.echo(manager.dry_run(programs, options), nl=False)
+        return
     job_id = manager.submit(programs, options)
     if not as_json:
         click.echo(f"Submitted job {job_id} ({manager.executor} executor, {len(programs)} "

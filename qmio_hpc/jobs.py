@@ -98,6 +98,18 @@ class JobManager:
             job.write_error(type(exc).__name__, f"submission failed: {exc}")
             raise
 
+    def dry_run(self, programs: list[dict[str, Any]], options: ExecutionOptions) -> str:
+        """What ``submit`` would hand the executor, without creating anything."""
+        spec = self.build_spec(programs, options)
+        scheduler = self.scheduler()
+        job = JobDir(self.store.root / "jobs" / "DRY-RUN")
+        render = getattr(scheduler, "render", None)
+        if render is None:
+            return (f"# {scheduler.describe()}\n# would run: python -m qmio_hpc.step {job.path}\n"
+                    f"# with {len(spec['programs'])} program(s), {options.shots} shots, "
+                    f"endpoint {self.settings.resolved_endpoint}\n")
+        return render(job)
+
     # -- status -----------------------------------------------------------------------------------
 
     def statuses(self, job_ids: Iterable[str]) -> dict[str, Status]:

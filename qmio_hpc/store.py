@@ -153,7 +153,9 @@ class JobStore:
     def create(self, spec: dict[str, Any]) -> JobDir:
         """A new job directory holding ``spec``; not yet known by any id."""
         self._ensure()
-        key = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(4)
+        now = time.time()  # keys sort in creation order, to the microsecond
+        key = (time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) +
+               f"-{int(now * 1e6) % 1_000_000:06d}-{secrets.token_hex(3)}")
         path = self.root / "jobs" / key
         path.mkdir(mode=0o700)
         job = JobDir(path)

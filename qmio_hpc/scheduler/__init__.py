@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from ..config import Settings
 from ..errors import ConfigError
 from ..store import JobStore
@@ -10,11 +12,19 @@ from .base import Scheduler
 EXECUTORS = ("local", "slurm")
 
 
+def in_allocation(settings: Settings) -> bool:
+    """Inside a Slurm job with a real endpoint: this node holds the QPU already."""
+    return bool(os.environ.get("SLURM_JOB_ID")) and not settings.uses_builtin_emulator
+
+
 def choose_executor(settings: Settings) -> str:
-    """``executor = auto`` means Slurm where it is installed and answering, local otherwise."""
+    """``executor = auto``: inside an allocation, run here (no second Slurm job); else Slurm where
+    it is installed and answering; else the local executor."""
     wanted = settings.executor
     if wanted != "auto":
         return wanted
+    if in_allocation(settings):
+        return "local"
     from .slurm import slurm_available  # noqa: PLC0415 - keeps the local path light
     return "slurm" if slurm_available() else "local"
 

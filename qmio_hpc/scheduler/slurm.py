@@ -1,13 +1,35 @@
-"""Slurm executors (filled in by the Slurm issue)."""
+"""Slurm executors: what both adapters share, and the choice between them.
+
+A ``SlurmScheduler`` renders the batch script, keeps one short-lived cache of job states for
+every job this process has asked about, and refreshes it with one query for all of them at most
+once per ``min_interval`` (backing off when Slurm does not answer), so a thousand waiting jobs
+cost one squeue call a second, not a thousand. The adapters fill in three hooks:
+``_submit_script``, ``_query`` and ``_cancel`` (the CLI in ``slurm_cli``, pyslurm in
+``slurm_pyslurm``).
+"""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
+import sys
+import time
+from abc import abstractmethod
+from typing import Iterable
 
 from ..config import Settings
 from ..errors import SchedulerError
-from ..store import JobStore
+from ..states import SchedulerState, normalise_state
+from ..store import JobDir, JobStore
+from .base import Scheduler
+from .script import render_batch_script
+
+log = logging.getLogger(__name__)
+
+#: States after which Slurm will not change its mind: no need to ask again.
+TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL",
+                      "OUT_OF_MEMORY", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "PREEMPTED"})
 
 
 def slurm_available() -> bool:
@@ -15,10 +37,137 @@ def slurm_available() -> bool:
     if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
         return False
     try:
-        return subprocess.run(["scontrol", "ping"], capture_output=True, timeout=5).returncode == 0
+        return subprocess.run(["scontrol", "ping"], capture_output=True,
+                              timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
 
-def make_slurm_scheduler(settings: Settings, store: JobStore):  # type: ignore[no-untyped-def]
-    raise SchedulerError("the Slurm executor is not available yet")
+class SlurmScheduler(Scheduler):
+    """Submit batch scripts; answer states from a shared, batched, backed-off cache."""
+
+    name = "slurm"
+    adapter = ""
+    min_interval = 1.0
+    max_interval = 30.0
+
+    def __init__(self, settings: Settings, store: JobStore) -> None:
+        super().__init__(settings, store)
+        self._cache: dict[str, SchedulerState] = {}
+        self._watched: set[str] = set()
+        self._last_query = 0.0
+        self._interval = self.min_interval
+        self.queries = 0  # how many times Slurm was asked, for tests and benchmarks
+
+    # -- hooks ------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _submit_script(self, script: str, job: JobDir) -> str:
+        """Submit ``script``; return the Slurm job id."""
+
+    @abstractmethod
+    def _query(self, job_ids: list[str]) -> dict[str, SchedulerState]:
+        """States of ``job_ids`` in as few calls as the adapter can (ids Slurm forgot are absent)."""
+
+    @abstractmethod
+    def _cancel(self, job_ids: list[str]) -> None:
+        """Cancel ``job_ids`` in one call."""
+
+    # -- the interface ----------------------------------------------------------------------------
+
+    def render(self, job: JobDir) -> str:
+        return render_batch_script(self.settings, job, python=sys.executable)
+
+    def submit(self, job: JobDir) -> str:
+        script = self.render(job)
+        path = job.file("job.sbatch")
+        path.write_text(script)
+        path.chmod(0o600)
+        job_id = self._submit_script(script, job)
+        self.store.link(job_id, job)
+        job.write_scheduler_record("slurm", job_id, adapter=self.adapter)
+        self._watched.add(job_id)
+        return job_id
+
+    def states(self, job_ids: Iterable[str]) -> dict[str, SchedulerState]:
+        wanted = list(job_ids)
+        self._watched.update(wanted)
+        now = time.monotonic()
+        stale = any(job_id not in self._cache for job_id in wanted)
+        if stale or now - self._last_query >= self._interval:
+            self._refresh(now, wanted)
+        return {job_id: self._cache[job_id] for job_id in wanted if job_id in self._cache}
+
+    def _refresh(self, now: float, wanted: list[str]) -> None:
+        ask = sorted(job_id for job_id in self._watched
+                     if job_id not in self._cache or
+                     normalise_state(self._cache[job_id].state) not in TERMINAL)
+        self._last_query = now
+        if not ask:
+            return
+        try:
+            found = self._query(ask)
+            self.queries += 1
+        except SchedulerError:
+            self._interval = min(self._interval * 2, self.max_interval)
+            if all(job_id in self._cache for job_id in wanted):
+                log.warning("Slurm did not answer; using states %.0f s old", self._interval)
+                return
+            raise
+        self._interval = self.min_interval
+        for job_id in ask:
+            if job_id in found:
+                self._cache[job_id] = found[job_id]
+            else:
+                self._cache.pop(job_id, None)
+                self._watched.discard(job_id)  # Slurm forgot it: the job directory decides
+
+    def cancel(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        if ids:
+            self._cancel(ids)
+            for job_id in ids:
+                self._cache.pop(job_id, None)
+
+    def describe(self) -> str:
+        return f"slurm ({self.adapter}; partition {self.settings.get('slurm.partition')})"
+
+
+def _pyslurm_matches() -> tuple[bool, str]:
+    """pyslurm imports and its major.minor equals the running Slurm's (22.5.x for 22.05)."""
+    try:
+        import pyslurm  # type: ignore[import-not-found]  # noqa: PLC0415
+    except ImportError:
+        return False, "pyslurm is not installed"
+    except Exception as exc:  # a pyslurm built for another Slurm fails at import
+        return False, f"pyslurm does not load ({exc})"
+    try:
+        out = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, timeout=10)
+        running = out.stdout.split()[-1]  # "slurm 22.05.8"
+    except (OSError, subprocess.TimeoutExpired, IndexError):
+        return False, "cannot tell the running Slurm's version"
+    ours = str(getattr(pyslurm, "__version__", "0.0")).split(".")
+    theirs = running.split(".")
+    if ours[:2] != [str(int(theirs[0])), str(int(theirs[1]))]:
+        return False, f"pyslurm {'.'.join(ours)} does not match Slurm {running}"
+    return True, f"pyslurm {'.'.join(ours)}"
+
+
+_notice_given = False
+
+
+def make_slurm_scheduler(settings: Settings, store: JobStore) -> SlurmScheduler:
+    """The pyslurm adapter where pyslurm matches the running Slurm; the CLI adapter otherwise."""
+    global _notice_given
+    ok, why = _pyslurm_matches()
+    if ok:
+        from .slurm_pyslurm import PySlurmScheduler  # noqa: PLC0415
+        return PySlurmScheduler(settings, store)
+    if not _notice_given and "not installed" not in why:
+        print(f"qmio: notice: using the Slurm command-line tools: {why}", file=sys.stderr)
+        _notice_given = True
+    from .slurm_cli import SlurmCLIScheduler  # noqa: PLC0415
+    scheduler = SlurmCLIScheduler(settings, store)
+    scheduler.adapter = f"command-line tools; {why}"
+    return scheduler
+

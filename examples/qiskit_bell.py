@@ -1,0 +1,15 @@
+"""Qiskit users: run() returns a job at once; result() waits and gives a qiskit Result."""
+
+from qiskit import QuantumCircuit
+
+from qmio_hpc import QmioRuntimeService
+
+qc = QuantumCircuit(2, 2, name="bell")
+qc.h(0)
+qc.cx(0, 1)
+qc.measure([0, 1], [0, 1])
+
+service = QmioRuntimeService()
+job = service.backend("qpu").run(qc, shots=1000)
+print("job", job.job_id(), job.status().name)
+print(job.result().get_counts())

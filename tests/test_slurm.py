@@ -1,0 +1,252 @@
+"""Against the real Slurm test cluster (scripts/slurm-cluster/start.sh): every state that can be
+provoked here is provoked for real. These tests fail, never skip, when the cluster is down."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qmio_hpc.config import Settings
+from qmio_hpc.jobs import JobManager
+from qmio_hpc.protocol import ExecutionOptions
+from tests.conftest import BELL_QASM, run_qmio
+
+pytestmark = pytest.mark.slurm
+
+SLOW_QASM = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\n'
+             'measure q[0] -> c[0];\n')
+
+
+@pytest.fixture
+def slurm_env(qmio_env, monkeypatch):
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    if ping.returncode != 0:
+        pytest.fail("the Slurm test cluster is not running: start it with "
+                    "scripts/slurm-cluster/start.sh")
+    env = {"QMIO_EXECUTOR": "slurm", "QMIO_SLURM_QPU_HOLD": "gres",
+           "QMIO_SLURM_PARTITION": "qpu"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield {**qmio_env, **env}
+    # leave no job of this test behind
+    for job_id in JobManager(Settings.load()).job_ids():
+        subprocess.run(["scancel", job_id], capture_output=True)
+
+
+def write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def submit(*args: str, env: dict | None = None) -> str:
+    out = run_qmio("submit", *args, "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)["job_id"]
+
+
+def status_of(job_id: str) -> dict:
+    out = run_qmio("status", job_id, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)[0]
+
+
+def wait_for(job_id: str, wanted: set[str], timeout: float = 60, detail: str = "") -> dict:
+    deadline = time.monotonic() + timeout
+    row: dict = {}
+    while time.monotonic() < deadline:
+        row = status_of(job_id)
+        if row["status"] in wanted and detail in row["detail"]:
+            return row
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} did not reach {wanted} ({detail!r}); last: {row}")
+
+
+def squeue_state(job_id: str) -> str:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job_id, "-o", "%T"],
+                         capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def sacct_row(job_id: str, timeout: float = 30) -> dict[str, str]:
+    """sacct's view, once it has caught up with the job's end (it lags by a few seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o",
+                              "JobID,State,ExitCode,Partition,AllocTRES"],
+                             capture_output=True, text=True)
+        rows = [line.split("|") for line in out.stdout.splitlines() if line]
+        if rows and rows[0][1] not in ("PENDING", "RUNNING") and rows[0][4]:
+            return dict(zip(["JobID", "State", "ExitCode", "Partition", "AllocTRES"], rows[0]))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sacct never showed job {job_id} finished: {out.stdout!r}")
+        time.sleep(0.5)
+
+
+def test_submit_wait_runs_as_a_slurm_job_on_qpu_holding_the_gres(slurm_env, tmp_path):
+    out = run_qmio("submit", write(tmp_path, "bell.qasm", BELL_QASM), "--shots", "1000",
+                   "--wait")
+    assert out.returncode == 0, out.stderr
+    assert "(slurm executor" in out.stdout
+    job_id = out.stdout.split()[2]
+    assert job_id.isdigit()  # the id users see is Slurm's
+    counts = dict(line.split() for line in out.stdout.splitlines()[2:])
+    assert set(counts) == {"00", "11"} and sum(map(int, counts.values())) == 1000
+    row = sacct_row(job_id)
+    assert row["State"] == "COMPLETED" and row["Partition"] == "qpu"
+    assert "gres/qpu=1" in row["AllocTRES"]
+    assert status_of(job_id)["status"] == "DONE"
+    # the job files are the user's alone, Slurm's own output files included
+    job_dir = Path(slurm_env["QMIO_STORE"]) / "ids" / job_id
+    for f in job_dir.resolve().iterdir():
+        assert f.stat().st_mode & 0o077 == 0, f
+
+
+def test_status_agrees_with_squeue(slurm_env, tmp_path, emulator_factory):
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    job_id = submit(write(tmp_path, "slow.qasm", SLOW_QASM), "--shots", "500",
+                    "--repetition-period", "0.01")
+    row = wait_for(job_id, {"RUNNING"}, detail="program 1 of 1")
+    assert squeue_state(job_id) == "RUNNING" and row["scheduler_state"] == "RUNNING"
+    wait_for(job_id, {"DONE"})  # the result is written just before the step exits, so
+    deadline = time.monotonic() + 10  # squeue may say RUNNING/COMPLETING for a moment more
+    while squeue_state(job_id) != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert squeue_state(job_id) == "COMPLETED"
+    assert status_of(job_id)["status"] == "DONE"
+
+
+def test_second_job_waits_for_the_qpu_then_runs(slurm_env, tmp_path, emulator_factory):
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    prog = write(tmp_path, "slow.qasm", SLOW_QASM)
+    first = submit(prog, "--shots", "1000", "--repetition-period", "0.004")
+    second = submit(prog, "--shots", "100")
+    wait_for(first, {"RUNNING"})
+    queued = status_of(second)
+    assert queued["status"] == "QUEUED" and queued["scheduler_state"] == "PENDING"
+    assert squeue_state(second) == "PENDING"
+    assert any(word in queued["detail"] for word in ("Resources", "Priority"))
+    wait_for(first, {"DONE"})
+    wait_for(second, {"DONE"})
+
+
+def test_cancel_while_pending(slurm_env, tmp_path, emulator_factory):
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    prog = write(tmp_path, "slow.qasm", SLOW_QASM)
+    first = submit(prog, "--shots", "1000", "--repetition-period", "0.004")
+    second = submit(prog, "--shots", "10")
+    wait_for(first, {"RUNNING"})
+    assert run_qmio("cancel", second).returncode == 0
+    row = wait_for(second, {"CANCELLED"}, timeout=20)
+    assert row["scheduler_state"] == "CANCELLED"
+    assert run_qmio("result", second).returncode == 1
+    wait_for(first, {"DONE"})
+
+
+def test_cancel_while_running(slurm_env, tmp_path, emulator_factory):
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    job_id = submit(write(tmp_path, "slow.qasm", SLOW_QASM), "--shots", "1000",
+                    "--repetition-period", "0.02")
+    wait_for(job_id, {"RUNNING"}, detail="program 1 of 1")
+    assert run_qmio("cancel", job_id).returncode == 0
+    row = wait_for(job_id, {"CANCELLED"}, timeout=20)
+    assert "cancel" in row["detail"].lower()
+    assert sacct_row(job_id)["State"].startswith("CANCELLED")
+
+
+def test_failing_step_is_error_with_the_reason(slurm_env, tmp_path):
+    bad = write(tmp_path, "bad.qasm", 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\n'
+                                      'frob q[0];\n')
+    job_id = submit(bad)
+    row = wait_for(job_id, {"ERROR"})
+    assert row["scheduler_state"] == "FAILED"
+    assert "not valid OpenQASM 2" in row["detail"] and "frob" in row["detail"]
+    table = run_qmio("status", job_id).stdout
+    assert "ERROR" in table and "frob" in table
+    assert sacct_row(job_id)["ExitCode"] == "2:0"
+
+
+def test_held_then_released(slurm_env, tmp_path):
+    job_id = submit(write(tmp_path, "bell.qasm", BELL_QASM),
+                    env={"QMIO_SLURM_EXTRA_DIRECTIVES": "--hold"})
+    row = status_of(job_id)
+    assert row["status"] == "QUEUED" and "JobHeldUser" in row["detail"]
+    subprocess.run(["scontrol", "release", job_id], check=True)
+    wait_for(job_id, {"DONE"})
+
+
+def test_time_limit_reached_is_error(slurm_env, tmp_path, emulator_factory):
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    job_id = submit(write(tmp_path, "slow.qasm", SLOW_QASM), "--shots", "1000",
+                    "--repetition-period", "0.2",
+                    env={"QMIO_SLURM_TIME": "00:01:00", "QMIO_REPLY_TIMEOUT": "600"})
+    row = wait_for(job_id, {"ERROR"}, timeout=180)
+    assert row["scheduler_state"] == "TIMEOUT" and "time limit" in row["detail"]
+
+
+def test_status_of_200_jobs_is_one_squeue_and_at_most_one_sacct(slurm_env, tmp_path):
+    """Counted with a shim on PATH that logs each call and runs the real command."""
+    manager = JobManager(Settings.load({"slurm.extra_directives": ["--hold"]}))
+    programs = [{"name": "bell", "program": BELL_QASM}]
+    ids = [manager.submit([dict(p) for p in programs], ExecutionOptions(shots=10))
+           for _ in range(200)]
+    subprocess.run(["scontrol", "release", ids[0]], check=True)
+    done = JobManager(Settings.load())
+    done.wait(ids[0], timeout=60)
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    log = tmp_path / "calls.log"
+    for tool in ("squeue", "sacct", "scontrol", "sinfo"):
+        real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
+        (shims / tool).write_text(f'#!/bin/sh\necho {tool} >> "{log}"\nexec {real} "$@"\n')
+        (shims / tool).chmod(0o755)
+    out = run_qmio("status", "--json", env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    assert out.returncode == 0, out.stderr
+    rows = {r["job_id"]: r for r in json.loads(out.stdout)}
+    assert set(rows) == set(ids)
+    assert rows[ids[0]]["status"] == "DONE"
+    assert all(rows[i]["status"] == "QUEUED" and "JobHeldUser" in rows[i]["detail"]
+               for i in ids[1:])
+    calls = log.read_text().split() if log.exists() else []
+    assert calls.count("squeue") == 1, calls
+    assert calls.count("sacct") <= 1, calls
+    subprocess.run(["scancel", *ids], capture_output=True)
+
+
+def test_dry_run_prints_the_script_and_submits_nothing(slurm_env, tmp_path):
+    out = run_qmio("submit", write(tmp_path, "bell.qasm", BELL_QASM), "--dry-run",
+                   env={"QMIO_SLURM_RESERVATION": "qmio-resv"})
+    assert out.returncode == 0, out.stderr
+    assert "#SBATCH --partition=qpu" in out.stdout and "--gres=qpu:1" in out.stdout
+    assert "#SBATCH --reservation=qmio-resv" in out.stdout
+    assert "python" in out.stdout and "qmio_hpc.step" in out.stdout
+    assert run_qmio("jobs", "--json").stdout.strip() == "[]"
+
+
+def test_executor_is_chosen_automatically_and_can_be_forced(slurm_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("QMIO_EXECUTOR", "auto")
+    assert json.loads(run_qmio("config", "--json").stdout)["executor"] == "slurm"
+    out = run_qmio("submit", write(tmp_path, "bell.qasm", BELL_QASM), "--executor", "local",
+                   "--wait")
+    assert out.returncode == 0 and "(local executor" in out.stdout
+    inside = json.loads(run_qmio("config", "--json", env={
+        "SLURM_JOB_ID": "1", "ZMQ_SERVER": "tcp://127.0.0.1:1"}).stdout)
+    assert inside["executor"] == "local"  # inside an allocation: no second Slurm job
+
+
+def test_another_process_picks_the_job_up_by_slurm_id(slurm_env, tmp_path):
+    job_id = submit(write(tmp_path, "bell.qasm", BELL_QASM), "--shots", "64")
+    code = ("from qmio_hpc import QmioRuntimeService\n"
+            f"job = QmioRuntimeService().job({job_id!r})\n"
+            "counts = job.result(timeout=60).get_counts()\n"
+            "print(job.status().name, sum(counts.values()))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["DONE", "64"]
