@@ -3,6 +3,7 @@ provoked here is provoked for real. These tests fail, never skip, when the clust
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -250,3 +251,33 @@ def test_another_process_picks_the_job_up_by_slurm_id(slurm_env, tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["DONE", "64"]
+
+
+def test_users_own_sbatch_script_talks_to_the_endpoint_directly(slurm_env, tmp_path,
+                                                                emulator_factory):
+    """examples/my_qpu_job.sbatch inside a real allocation: no second Slurm job, direct ZMQ."""
+    from tests.conftest import REPO
+    emu = emulator_factory("--seed", "3")
+    out_file = tmp_path / "job.out"
+    submitted = subprocess.run(
+        ["sbatch", "--parsable", "--partition=qpu", "--gres=qpu:1", "--no-requeue",
+         f"--output={out_file}", f"--chdir={tmp_path}",
+         "--export=ALL", str(REPO / "examples" / "my_qpu_job.sbatch")],
+        capture_output=True, text=True,
+        env={**os.environ, "ZMQ_SERVER": emu.endpoint, "QMIO_PYTHON": sys.executable})
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 90
+    while squeue_state(job_id) not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+        assert time.monotonic() < deadline, "the user's job did not finish"
+        time.sleep(0.5)
+    text = out_file.read_text()
+    assert squeue_state(job_id) == "COMPLETED", text
+    lines = [line for line in text.splitlines() if line.split(" ")[0] in ("100", "1000")]
+    assert len(lines) == 2, text
+    for line in lines:
+        shots, _, rest = line.partition(" ")
+        counts = ast.literal_eval(rest)["c"]  # the reply dict as the seed API prints it
+        assert set(counts) <= {"00", "11"} and sum(counts.values()) == int(shots)
+    # it went straight to the endpoint: nothing was submitted through qmio-hpc
+    assert JobManager(Settings.load()).job_ids() == []
