@@ -168,14 +168,19 @@ def _progress(job_id: str, quiet: bool) -> Callable[[Status], None]:
 def _result_payload(manager: JobManager, job_id: str) -> dict[str, Any]:
     from .results import counts_of  # noqa: PLC0415
     spec = manager.spec(job_id)
+    res_format = spec["options"]["res_format"]
     data = manager.result(job_id)
     out = []
     for entry, program in zip(data["results"], spec["programs"]):
         reply = entry["reply"]
-        out.append({"name": entry["name"], "shots": entry["shots"],
-                    "counts": counts_of(reply, program.get("registers")),
+        try:
+            counts: dict[str, int] | None = counts_of(reply, res_format, program.get("registers"))
+        except ValueError:
+            counts = None  # the majority formats have none; the reply says it all
+        out.append({"name": entry["name"], "shots": entry["shots"], "counts": counts,
                     "reply": reply})
     return {"job_id": job_id, "status": "DONE", "endpoint": data.get("endpoint"),
+            "results_format": res_format,
             "bit_order": "qiskit: c[0] is the rightmost character of 'counts'; 'reply' is as "
                          "the server sent it (c[0] leftmost)",
             "results": out}
@@ -193,6 +198,10 @@ def _print_result(manager: JobManager, job_id: str, status: Status, as_json: boo
         return
     for entry in payload["results"]:
         counts = entry["counts"]
+        if counts is None:
+            click.echo(f"{entry['name']}: {entry['shots']} shots, {payload['results_format']}: "
+                       f"{json.dumps(entry['reply']['results'])} (c[0] leftmost)")
+            continue
         click.echo(f"{entry['name']}: {entry['shots']} shots (bit order: c[0] rightmost)")
         width = max((len(k) for k in counts), default=0)
         for bits, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):

@@ -15,7 +15,7 @@ from qiskit.result import Result
 from . import __version__
 from .errors import QmioError
 from .jobs import JobManager
-from .results import counts_of, memory_of, register_counts, register_sizes
+from .results import MAJORITY_FORMATS, counts_of, memory_of, register_counts, register_sizes
 from .states import Status
 
 if TYPE_CHECKING:
@@ -29,28 +29,32 @@ def _hex(bits: str) -> str:
 def build_result(job_id: str, spec: dict[str, Any], data: dict[str, Any],
                  backend_name: str = "qmio") -> Result:
     """A ``qiskit.result.Result`` from the job's spec and complete result file."""
-    want_memory = bool(spec.get("meta", {}).get("memory"))
+    meta = spec.get("meta", {})
+    res_format = spec["options"]["res_format"]
     experiments = []
     for entry, program in zip(data["results"], spec["programs"]):
         reply = entry["reply"]
-        regs = register_sizes(reply, program.get("registers"))
-        counts = counts_of(reply, regs)
-        sizes = [[name, size] for name, size in regs]
-        exp_data: dict[str, Any] = {"counts": {_hex(k): v for k, v in counts.items()}}
-        memory = memory_of(reply, regs)
-        if want_memory and memory is not None:
+        regs = register_sizes(reply, res_format, program.get("registers"))
+        exp_data: dict[str, Any] = {}
+        if res_format not in MAJORITY_FORMATS:
+            counts = counts_of(reply, res_format, regs)
+            exp_data["counts"] = {_hex(k): v for k, v in counts.items()}
+        memory = memory_of(reply, res_format, regs)
+        if meta.get("memory") and memory is not None:
             exp_data["memory"] = [_hex(m) for m in memory]
         experiments.append({
             "shots": entry["shots"],
             "success": True,
             "status": "DONE",
             "data": exp_data,
-            "header": {"name": program["name"], "creg_sizes": sizes,
-                       "memory_slots": sum(size for _, size in sizes),
+            "header": {"name": program["name"], "creg_sizes": [[n, w] for n, w in regs],
+                       "memory_slots": sum(w for _, w in regs),
                        "metadata": program.get("metadata") or {}},
             "metadata": {"execution_metrics": reply.get("execution_metrics", {}),
                          "executions": entry.get("executions", 1),
-                         "register_counts": register_counts(reply, regs)},
+                         "results_format": res_format,
+                         "register_counts": register_counts(reply, res_format, regs),
+                         "reply": reply if res_format in MAJORITY_FORMATS else None},
         })
     return Result.from_dict({
         "backend_name": backend_name,
@@ -61,7 +65,7 @@ def build_result(job_id: str, spec: dict[str, Any], data: dict[str, Any],
         "results": experiments,
         "date": _dt.datetime.fromtimestamp(data.get("finished", 0), _dt.timezone.utc).isoformat(),
         "metadata": {"endpoint": data.get("endpoint"), "started": data.get("started"),
-                     "finished": data.get("finished"), **spec.get("meta", {}).get("result", {})},
+                     "finished": data.get("finished"), **meta.get("result", {})},
     })
 
 

@@ -20,7 +20,6 @@ INLINE_TYPE = "<enum 'qat.purr.compiler.config.InlineResultsProcessing'>"
 FORMATTING_TYPE = "<enum 'qat.purr.compiler.config.ResultsFormatting'>"
 METRICS_TYPE = "<enum 'qat.purr.compiler.config.MetricsType'>"
 TKET_TYPE = "<enum 'qat.purr.compiler.config.TketOptimizations'>"
-TKET_CONFIG_TYPE = "<class 'qat.purr.compiler.config.Tket'>"
 
 #: Results formats used at CESGA: name -> (InlineResultsProcessing, ResultsFormatting).
 RESULTS_FORMATS: dict[str, tuple[int, int]] = {
@@ -65,9 +64,8 @@ def build_compiler_config(options: ExecutionOptions) -> str:
     """QAT's serialised ``CompilerConfig`` JSON, in the shape CESGA's client sends."""
     inline, formatting = RESULTS_FORMATS[options.res_format]
     optimizations = None
-    if options.optimization is not None:
-        optimizations = {"$type": TKET_CONFIG_TYPE, "$data": {"tket_optimizations": {
-            "$type": TKET_TYPE, "$value": OPTIMIZATION_FLAGS[options.optimization]}}}
+    if options.optimization is not None:  # a bare TketOptimizations flag, as CESGA's qmio sends
+        optimizations = {"$type": TKET_TYPE, "$value": OPTIMIZATION_FLAGS[options.optimization]}
     config = {
         "$type": CONFIG_TYPE,
         "$data": {
@@ -104,8 +102,8 @@ def parse_compiler_config(config_json: str) -> ExecutionOptions:
         raise ProgramError(f"results format {fmt} is not one of {sorted(names)}")
     level = None
     opt = data.get("optimizations")
-    if isinstance(opt, dict):
-        flag = opt.get("$data", {}).get("tket_optimizations", {}).get("$value")
+    if isinstance(opt, dict):  # the bare flag, or wrapped in a Tket config
+        flag = opt.get("$value", opt.get("$data", {}).get("tket_optimizations", {}).get("$value"))
         level = {v: k for k, v in OPTIMIZATION_FLAGS.items()}.get(flag)
     return ExecutionOptions(shots=shots, repetition_period=float(period) if period else None,
                             optimization=level, res_format=names[fmt])

@@ -1,9 +1,15 @@
 """From the server's reply to counts and per-shot memory in Qiskit's bit order, without Qiskit.
 
-A reply holds one entry per classical register: counts (``binary_count``) or per-shot values
-(``raw`` readout values, ``binary`` bits). Counts of separate registers are marginals, so joint
-counts over several registers are built from per-shot values; ``jobs`` asks for a per-shot format
-when a program has more than one register.
+What a reply holds per classical register depends on the results format (checked against
+qat-rpc 1.0's echo server):
+
+* ``binary_count``: ``{bits: count}`` with c[0] leftmost;
+* ``raw``: one list per bit (c[0] first) of one readout value per shot, about +1 for |0> and -1
+  for |1>; QAT reads a value as 0 when it is > 0. With one shot the inner lists collapse;
+* ``binary`` / ``squash_binary_result_arrays``: one majority-vote value per bit: no counts at all.
+
+Counts of separate registers are marginals, so joint counts over several registers are built
+from per-shot (``raw``) values; ``jobs`` asks for ``raw`` when a program has several registers.
 """
 
 from __future__ import annotations
@@ -12,32 +18,22 @@ from typing import Any, Mapping, Sequence
 
 from .protocol import counts_to_qiskit, join_shots
 
-
-def _shot_bits(value: Any) -> str:
-    """One shot of one register -> its wire bitstring (c[0] leftmost).
-
-    ``binary`` gives 0/1 per bit; ``raw`` gives a readout value per bit, about +1 for |0> and
-    -1 for |1>, thresholded at zero (negative means 1).
-    """
-    values = value if isinstance(value, (list, tuple)) else [value]
-    bits = []
-    for v in values:
-        if isinstance(v, (list, tuple)) and len(v) == 2:  # complex stored as [re, im]
-            v = v[0]
-        if isinstance(v, str):
-            bits.append(v)
-        elif isinstance(v, bool) or (isinstance(v, int) and v in (0, 1)):
-            bits.append(str(int(v)))
-        else:
-            bits.append("1" if float(v) < 0 else "0")
-    return "".join(bits)
+PER_SHOT_FORMAT = "raw"
+MAJORITY_FORMATS = ("binary", "squash_binary_result_arrays")
 
 
-def register_shots(results: Mapping[str, Any]) -> dict[str, list[str]] | None:
-    """Per-register per-shot wire bitstrings, or None if the reply holds counts."""
-    if any(isinstance(v, Mapping) for v in results.values()):
-        return None
-    return {name: [_shot_bits(shot) for shot in shots] for name, shots in results.items()}
+def raw_per_bit(value: Any) -> list[list[float]]:
+    """A register's raw value as one list of per-shot readouts per bit (undoing the collapse)."""
+    if not isinstance(value, list):
+        raise ValueError(f"raw results must be lists, got {type(value).__name__}")
+    if value and not isinstance(value[0], list):
+        return [[float(v)] for v in value]  # one shot: one value per bit
+    return [[float(v) for v in bit] for bit in value]
+
+
+def raw_to_bits(per_bit: list[list[float]]) -> list[str]:
+    """Per-bit readouts -> per-shot wire bitstrings (c[0] leftmost), thresholded as QAT does."""
+    return ["".join("0" if v > 0 else "1" for v in shot) for shot in zip(*per_bit)]
 
 
 def register_order(results: Mapping[str, Any],
@@ -47,25 +43,28 @@ def register_order(results: Mapping[str, Any],
     return names + [n for n in results if n not in names]
 
 
-def memory_of(reply: Mapping[str, Any],
+def memory_of(reply: Mapping[str, Any], res_format: str,
               declared: Sequence[Sequence[Any]] | None = None) -> list[str] | None:
-    """Per-shot Qiskit bitstrings, or None when the reply holds only counts."""
-    results = reply["results"]
-    shots = register_shots(results)
-    if shots is None:
+    """Per-shot Qiskit bitstrings; None unless the reply has per-shot (raw) values."""
+    if res_format != PER_SHOT_FORMAT:
         return None
+    results = reply["results"]
+    shots = {name: raw_to_bits(raw_per_bit(value)) for name, value in results.items()}
     return join_shots(shots, register_order(results, declared))
 
 
-def counts_of(reply: Mapping[str, Any],
+def counts_of(reply: Mapping[str, Any], res_format: str,
               declared: Sequence[Sequence[Any]] | None = None) -> dict[str, int]:
     """Joint counts in Qiskit's bit order (registers space-separated, first register rightmost).
 
-    With counts for several registers the joint distribution is unknown; rather than invent one,
-    this raises ValueError (``jobs`` avoids the case by asking for per-shot results).
+    Raises ValueError where the reply cannot give them: the majority formats have no counts, and
+    counts of several registers are marginals (their joint distribution is unknown).
     """
     results = reply["results"]
-    memory = memory_of(reply, declared)
+    if res_format in MAJORITY_FORMATS:
+        raise ValueError(f"the {res_format} format returns one majority value per bit, not counts;"
+                         f" use binary_count or raw")
+    memory = memory_of(reply, res_format, declared)
     if memory is not None:
         counts: dict[str, int] = {}
         for shot in memory:
@@ -75,34 +74,61 @@ def counts_of(reply: Mapping[str, Any],
     if len(order) == 1:
         return counts_to_qiskit(results[order[0]])
     raise ValueError(f"the reply has counts for {len(order)} registers separately; their joint "
-                     f"counts cannot be rebuilt (ask for res_format='binary')")
+                     f"counts cannot be rebuilt (ask for res_format='raw')")
 
 
-def register_counts(reply: Mapping[str, Any],
+def register_sizes(reply: Mapping[str, Any], res_format: str,
+                   declared: Sequence[Sequence[Any]] | None = None) -> list[tuple[str, int]]:
+    """(name, width) of each register in the reply, in declaration order; width as returned."""
+    results = reply["results"]
+    out = []
+    for name in register_order(results, declared):
+        value = results[name]
+        if res_format == "binary_count":
+            width = len(next(iter(value), ""))
+        elif res_format == PER_SHOT_FORMAT:
+            width = len(raw_per_bit(value))
+        else:
+            width = len(value)
+        out.append((name, width))
+    return out
+
+
+def register_counts(reply: Mapping[str, Any], res_format: str,
                     declared: Sequence[Sequence[Any]] | None = None) -> dict[str, dict[str, int]]:
     """Counts of each register on its own, in Qiskit's bit order."""
     results = reply["results"]
-    shots = register_shots(results)
     out: dict[str, dict[str, int]] = {}
     for name in register_order(results, declared):
-        if shots is None:
+        if res_format == "binary_count":
             out[name] = counts_to_qiskit(results[name])
-        else:
+        elif res_format == PER_SHOT_FORMAT:
             reg: dict[str, int] = {}
-            for bits in shots[name]:
-                key = bits[::-1]
-                reg[key] = reg.get(key, 0) + 1
+            for bits in raw_to_bits(raw_per_bit(results[name])):
+                reg[bits[::-1]] = reg.get(bits[::-1], 0) + 1
             out[name] = reg
     return out
 
 
-def register_sizes(reply: Mapping[str, Any],
-                   declared: Sequence[Sequence[Any]] | None = None) -> list[tuple[str, int]]:
-    """(name, width) of each register in the reply, in declaration order; width as returned."""
-    results = reply["results"]
-    shots = register_shots(results)
-    out = []
-    for name in register_order(results, declared):
-        sample = next(iter(results[name]), "") if shots is None else (shots[name] or [""])[0]
-        out.append((name, len(sample)))
-    return out
+def merge_replies(replies: list[dict[str, Any]], res_format: str) -> dict[str, Any]:
+    """One reply from several executions of one program (shots split at the hardware cap):
+    counts add, raw readouts join per bit. The majority formats keep the largest execution's."""
+    if len(replies) == 1:
+        return replies[0]
+    merged: dict[str, Any] = {}
+    for reply in replies:
+        for register, data in reply["results"].items():
+            if res_format == "binary_count":
+                into = merged.setdefault(register, {})
+                for bits, count in data.items():
+                    into[bits] = into.get(bits, 0) + count
+            elif res_format == PER_SHOT_FORMAT:
+                per_bit = raw_per_bit(data)
+                into = merged.setdefault(register, [[] for _ in per_bit])
+                for bit, values in enumerate(per_bit):
+                    into[bit].extend(values)
+            else:
+                merged.setdefault(register, data)  # replies come largest first
+    metrics = dict(replies[0].get("execution_metrics") or {})
+    metrics["executions"] = len(replies)
+    return {"results": merged, "execution_metrics": metrics}

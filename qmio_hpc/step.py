@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import EndpointError, ProgramError, QmioError
 from .protocol import ExecutionOptions
+from .results import merge_replies
 from .store import JobDir, JobStore
 from .transport import QPUClient
 from .wire import to_plain
@@ -63,24 +64,6 @@ def split_shots(shots: int, cap: int) -> list[int]:
     return parts
 
 
-def merge_replies(replies: list[dict[str, Any]]) -> dict[str, Any]:
-    """One reply from several executions of the same program: counts add, per-shot lists join."""
-    if len(replies) == 1:
-        return replies[0]
-    merged: dict[str, Any] = {}
-    for reply in replies:
-        for register, data in reply["results"].items():
-            if isinstance(data, dict):
-                into = merged.setdefault(register, {})
-                for bits, count in data.items():
-                    into[bits] = into.get(bits, 0) + count
-            else:
-                merged.setdefault(register, []).extend(data)
-    metrics = dict(replies[0].get("execution_metrics") or {})
-    metrics["executions"] = len(replies)
-    return {"results": merged, "execution_metrics": metrics}
-
-
 def run_step(job: JobDir) -> int:
     spec = job.spec()
     options = ExecutionOptions(**spec["options"])
@@ -115,7 +98,8 @@ def run_step(job: JobDir) -> int:
                                          f"{part} of {len(chunks)} on {endpoint}")
                 part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
                 replies.append(to_plain(client.run_program(entry["program"], part_options)))
-            results.append({"name": entry["name"], "reply": merge_replies(replies),
+            results.append({"name": entry["name"],
+                            "reply": merge_replies(replies, options.res_format),
                             "executions": len(chunks), "shots": options.shots})
     job.write_result({"results": results, "endpoint": endpoint, "started": started,
                       "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")})

@@ -45,9 +45,9 @@ def test_bell_in_every_request_form(emulator, form):
 
 
 def test_bitstrings_are_big_endian_per_register(emulator):
-    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\ncreg d[1];\n'
+    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[4];\ncreg c[3];\ncreg d[1];\n'
             'x q[0];\nmeasure q[0] -> c[0];\nmeasure q[1] -> c[1];\nmeasure q[2] -> c[2];\n'
-            'x q[2];\nmeasure q[2] -> d[0];\n')
+            'x q[3];\nmeasure q[3] -> d[0];\n')
     reply = ask(emulator.endpoint, ("program", prog, config(shots=50)))
     assert reply["results"] == {"c": {"100": 50}, "d": {"1": 50}}
 
@@ -59,18 +59,23 @@ def test_openqasm3(emulator):
         {"c": {"01": 20}}
 
 
-def test_raw_format_gives_readout_values_per_shot(emulator):
-    prog = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nx q[0];\n'
-            'measure q[0] -> c[0];\nmeasure q[1] -> c[1];\n')
-    shots = ask(emulator.endpoint, ("program", prog, config(10, "raw")))["results"]["c"]
-    assert len(shots) == 10
-    for one, zero in shots:
-        assert -1.5 < one < -0.5 and 0.5 < zero < 1.5
+X0_QASM = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\nx q[0];\n'
+           'measure q[0] -> c[0];\nmeasure q[1] -> c[1];\n')
 
 
-def test_binary_format_gives_bits_per_shot(emulator):
-    shots = ask(emulator.endpoint, ("program", BELL_QASM, config(20, "binary")))["results"]["c"]
-    assert len(shots) == 20 and all(s in ([0, 0], [1, 1]) for s in shots)
+def test_raw_format_is_per_bit_lists_of_per_shot_readouts(emulator):
+    bits = ask(emulator.endpoint, ("program", X0_QASM, config(10, "raw")))["results"]["c"]
+    assert len(bits) == 2 and all(len(b) == 10 for b in bits)  # as qat-rpc 1.0 shapes it
+    assert all(-1.5 < v < -0.5 for v in bits[0]) and all(0.5 < v < 1.5 for v in bits[1])
+    one = ask(emulator.endpoint, ("program", X0_QASM, config(1, "raw")))["results"]["c"]
+    assert len(one) == 2 and all(isinstance(v, float) for v in one)  # one shot collapses
+
+
+def test_binary_formats_give_majority_bits(emulator):
+    assert ask(emulator.endpoint, ("program", X0_QASM, config(20, "binary")))["results"] == \
+        {"c": [1, 0]}
+    squash = config(20, "squash_binary_result_arrays")
+    assert ask(emulator.endpoint, ("program", X0_QASM, squash))["results"] == {"c": "10"}
 
 
 def test_invalid_program_is_an_exception_reply(emulator):
@@ -80,14 +85,26 @@ def test_invalid_program_is_an_exception_reply(emulator):
     assert ask(emulator.endpoint, ("version",))["qat_rpc_version"] == "1.0.0"
 
 
-def test_queries(emulator):
-    assert ask(emulator.endpoint, ("version",)) == {"qat_rpc_version": "1.0.0",
-                                                    "emulator": "qmio-hpc"}
-    info = ask(emulator.endpoint, ("qpu_info",))
-    assert info["num_qubits"] == 32
-    assert len(ask(emulator.endpoint, ("couplings",))) > 0
-    assert len(ask(emulator.endpoint, ("qubit_info",))) == 32
-    assert "Exception" in ask(emulator.endpoint, ("bogus", 1, 2, 3))
+@pytest.mark.parametrize("prog,words", [
+    ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[33];\ncreg c[1];\nx q[32];\n'
+     'measure q[32] -> c[0];\n', "Unable to resolve hardware"),
+    ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[2];\nmeasure q[0] -> c[0];\n'
+     'x q[0];\nmeasure q[0] -> c[1];\n', "No mid-circuit measurements"),
+])
+def test_refuses_what_the_qpu_refuses_in_its_words(emulator, prog, words):
+    assert words in ask(emulator.endpoint, ("program", prog, config(10)))["Exception"]
+
+
+def test_queries_answer_as_qat_rpc_does(emulator):
+    assert ask(emulator.endpoint, ("version",)) == {"qat_rpc_version": "1.0.0"}
+    assert ask(emulator.endpoint, ("qpu_info",))["qpu_info"]["num_qubits"] == 32
+    couplings = ask(emulator.endpoint, ("couplings",))["couplings"]
+    assert couplings and all(len(c) == 2 for c in couplings)
+    assert "NotImplementedError" in ask(emulator.endpoint, ("qubit_info",))["Exception"]
+    assert "Unrecognized legacy message type" in ask(emulator.endpoint, ("bogus",))["Exception"]
+    assert "No suitable frontend" in ask(emulator.endpoint, ("bogus", 1))["Exception"]
+    assert "expects 2 or 4 args" in ask(emulator.endpoint, ("program", "x"))["Exception"]
+    assert "Invalid legacy message" in ask(emulator.endpoint, ())["Exception"]
 
 
 def test_malicious_pickle_is_refused_and_the_server_lives(emulator, tmp_path):

@@ -83,7 +83,7 @@ def sacct_row(job_id: str, timeout: float = 30) -> dict[str, str]:
                               "JobID,State,ExitCode,Partition,AllocTRES"],
                              capture_output=True, text=True)
         rows = [line.split("|") for line in out.stdout.splitlines() if line]
-        if rows and rows[0][1] not in ("PENDING", "RUNNING") and rows[0][4]:
+        if rows and rows[0][1] not in ("PENDING", "RUNNING") and rows[0][3] and rows[0][4]:
             return dict(zip(["JobID", "State", "ExitCode", "Partition", "AllocTRES"], rows[0]))
         if time.monotonic() > deadline:
             raise AssertionError(f"sacct never showed job {job_id} finished: {out.stdout!r}")

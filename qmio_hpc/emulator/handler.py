@@ -34,19 +34,23 @@ QUERIES = ("version", "qpu_info", "couplings", "qubit_info")
 
 def parse_request(message: Any) -> Request:
     """Accept every tuple form qat-rpc 1.0 accepts; refuse anything else with a clear reason."""
-    if not isinstance(message, (tuple, list)) or not message:
-        raise ValueError(f"request must be a non-empty tuple, got {type(message).__name__}")
+    if not isinstance(message, (tuple, list)):
+        raise ValueError(f"Unrecognized request: {str(message)[:80]}")
+    if not message:
+        raise ValueError(f"Invalid legacy message: {message!r}")
     head = message[0]
-    if head == "program" and len(message) in (3, 5):
+    if head == "program":
+        if len(message) not in (3, 5):
+            raise ValueError(f"PROGRAM message expects 2 or 4 args, got {len(message) - 1}.")
         program, config = message[1], message[2]
     elif head in QUERIES and len(message) == 1:
         return QueryRequest(head)
-    elif len(message) == 2 and all(isinstance(m, str) for m in message):
+    elif len(message) == 2 and head not in QUERIES:
         program, config = message  # the pre-0.3 (program, config_json) form
     else:
-        raise ValueError(f"unrecognised request {str(message)[:80]!r}")
+        raise ValueError(f"Unrecognized legacy message type: {str(head)[:40]}")
     if not isinstance(program, str) or not isinstance(config, str):
-        raise ValueError("program and config must both be strings")
+        raise ValueError("No suitable frontend could be found for the source program.")
     return ProgramRequest(program, config)
 
 
@@ -78,7 +82,7 @@ class Handler:
         options: ExecutionOptions = parse_compiler_config(request.config_json)
         began = time.monotonic()
         seed = None if self.seed is None else self.seed + self.served
-        reply = execute(request.program, options, seed=seed)
+        reply = execute(request.program, options, seed=seed, num_qubits=self.num_qubits)
         self.served += 1
         if self.time_model:
             left = execution_seconds(options, self.default_period) - (time.monotonic() - began)
@@ -86,18 +90,23 @@ class Handler:
                 time.sleep(left)
         return reply
 
+    # The queries answer as qat-rpc 1.0 does (checked against its echo server), except qpu_info:
+    # the real one pickles qat classes (Constraints, Quantity, ...) that no restricted unpickler
+    # loads, so the emulator gives the plain-data part that a client can use.
+
     def version(self) -> dict[str, str]:
-        return {"qat_rpc_version": QAT_RPC_VERSION, "emulator": "qmio-hpc"}
+        return {"qat_rpc_version": QAT_RPC_VERSION}
 
     def qpu_info(self) -> dict[str, Any]:
-        return {"name": "qmio-hpc emulator", "num_qubits": self.num_qubits,
-                "couplings": [list(c) for c in self.couplings]}
+        return {"qpu_info": {"name": "qmio-hpc emulator", "num_qubits": self.num_qubits,
+                             "couplings": list(self.couplings)}}
 
-    def couplings_info(self) -> list[tuple[int, int]]:
-        return list(self.couplings)
+    def couplings_info(self) -> dict[str, list[tuple[int, int]]]:
+        return {"couplings": list(self.couplings)}
 
-    def qubit_info(self) -> list[dict[str, Any]]:
-        return [{"index": q} for q in range(self.num_qubits)]
+    def qubit_info(self) -> dict[str, Any]:
+        raise NotImplementedError("Individual qubit information not implemented, pending "
+                                  "hardware model changes.")
 
     _queries: dict[str, Callable[["Handler"], Any]] = {
         "version": version, "qpu_info": qpu_info, "couplings": couplings_info,

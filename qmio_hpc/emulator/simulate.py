@@ -57,6 +57,20 @@ def compact(circuit: QuantumCircuit) -> QuantumCircuit:
     return small
 
 
+def check_like_the_qpu(circuit: QuantumCircuit, num_qubits: int) -> None:
+    """Refuse what the real server refuses, with its words."""
+    if circuit.num_qubits > num_qubits:
+        raise ValueError("Unable to resolve hardware instance for fall-back optimizations.")
+    measured: set[int] = set()
+    for inst in circuit.data:
+        qubits = {circuit.find_bit(q).index for q in inst.qubits}
+        name = inst.operation.name
+        if name == "measure":
+            measured |= qubits
+        elif name != "barrier" and qubits & measured:
+            raise ValueError("Verification failed: No mid-circuit measurements allowed.")
+
+
 def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None) -> list[str]:
     """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first)."""
     small = compact(circuit)
@@ -81,27 +95,46 @@ def per_register_shots(circuit: QuantumCircuit, memory: list[str]) -> dict[str, 
     return out
 
 
+def _majority(values: list[str]) -> str:
+    """Each bit's majority over the shots, as QAT's ``binary`` formats report it."""
+    width = len(values[0]) if values else 0
+    return "".join("1" if sum(v[i] == "1" for v in values) * 2 > len(values) else "0"
+                   for i in range(width))
+
+
 def shape_results(shots: dict[str, list[str]], res_format: str,
                   rng: random.Random) -> dict[str, Any]:
-    """The ``results`` part of the reply, per register, for the requested results format."""
-    if res_format == "binary_count":
-        counts: dict[str, dict[str, int]] = {}
-        for name, values in shots.items():
-            reg = counts.setdefault(name, {})
+    """The ``results`` part of the reply, per register, as qat-rpc 1.0 shapes it.
+
+    * ``binary_count``: ``{bits: count}``, c[0] leftmost;
+    * ``raw``: one list per bit (c[0] first) of one readout value per shot, about +1 for 0 and
+      -1 for 1; with a single shot the inner lists collapse to one value per bit;
+    * ``binary``: one majority-vote int per bit; ``squash_binary_result_arrays``: those as a string.
+    """
+    out: dict[str, Any] = {}
+    for name, values in shots.items():
+        if res_format == "binary_count":
+            counts: dict[str, int] = {}
             for bits in values:
-                reg[bits] = reg.get(bits, 0) + 1
-        return counts
-    if res_format == "raw":
-        # One readout value per shot and measured bit: near +1 for 0 and -1 for 1.
-        return {name: [[(1.0 if b == "0" else -1.0) + rng.gauss(0.0, RAW_NOISE) for b in bits]
-                       for bits in values] for name, values in shots.items()}
-    # binary / squash_binary_result_arrays: one list of bits per shot.
-    return {name: [[int(b) for b in bits] for bits in values] for name, values in shots.items()}
+                counts[bits] = counts.get(bits, 0) + 1
+            out[name] = counts
+        elif res_format == "raw":
+            width = len(values[0]) if values else 0
+            per_bit = [[(1.0 if bits[i] == "0" else -1.0) + rng.gauss(0.0, RAW_NOISE)
+                        for bits in values] for i in range(width)]
+            out[name] = [v[0] for v in per_bit] if len(values) == 1 else per_bit
+        elif res_format == "binary":
+            out[name] = [int(b) for b in _majority(values)]
+        else:
+            out[name] = _majority(values)
+    return out
 
 
-def execute(program: str, options: ExecutionOptions, seed: int | None = None) -> dict[str, Any]:
+def execute(program: str, options: ExecutionOptions, seed: int | None = None,
+            num_qubits: int = 32) -> dict[str, Any]:
     """The full reply dict for a program: results per register and execution metrics."""
     circuit = load_circuit(program)
+    check_like_the_qpu(circuit, num_qubits)
     memory = sample_memory(circuit, options.shots, seed)
     shots = per_register_shots(circuit, memory)
     results = shape_results(shots, options.res_format, random.Random(seed))
@@ -110,6 +143,7 @@ def execute(program: str, options: ExecutionOptions, seed: int | None = None) ->
         "execution_metrics": {
             "optimized_circuit": program,
             "optimized_instruction_count": sum(1 for _ in circuit.data),
+            "physical_qubit_indices": None,
         },
     }
 

@@ -79,6 +79,7 @@ class SlurmScheduler(Scheduler):
         return render_batch_script(self.settings, job, python=sys.executable)
 
     def submit(self, job: JobDir) -> str:
+        # job.sbatch is written before the hook runs: the pyslurm adapter submits that file.
         script = self.render(job)
         path = job.file("job.sbatch")
         path.write_text(script)
@@ -146,10 +147,17 @@ def _pyslurm_matches() -> tuple[bool, str]:
         running = out.stdout.split()[-1]  # "slurm 22.05.8"
     except (OSError, subprocess.TimeoutExpired, IndexError):
         return False, "cannot tell the running Slurm's version"
+    from .slurm_pyslurm import REQUIRED_API  # noqa: PLC0415
     ours = str(getattr(pyslurm, "__version__", "0.0")).split(".")
-    theirs = running.split(".")
-    if ours[:2] != [str(int(theirs[0])), str(int(theirs[1]))]:
+    try:
+        theirs = [str(int(part)) for part in running.split(".")[:2]]
+    except ValueError:
+        return False, f"cannot read the running Slurm's version from {running!r}"
+    if ours[:2] != theirs:
         return False, f"pyslurm {'.'.join(ours)} does not match Slurm {running}"
+    missing = [name for name in REQUIRED_API if not hasattr(pyslurm, name)]
+    if missing:  # the job API arrived in pyslurm 22.5.2
+        return False, f"pyslurm {'.'.join(ours)} lacks {', '.join(missing)} (needs >= 22.5.2)"
     return True, f"pyslurm {'.'.join(ours)}"
 
 
@@ -159,11 +167,14 @@ _notice_given = False
 def make_slurm_scheduler(settings: Settings, store: JobStore) -> SlurmScheduler:
     """The pyslurm adapter where pyslurm matches the running Slurm; the CLI adapter otherwise."""
     global _notice_given
-    ok, why = _pyslurm_matches()
+    wanted = settings.get("slurm.adapter")
+    ok, why = (False, "slurm.adapter = cli") if wanted == "cli" else _pyslurm_matches()
+    if wanted == "pyslurm" and not ok:
+        raise SchedulerError(f"slurm.adapter is 'pyslurm' but {why}; set it to 'auto' or 'cli'")
     if ok:
         from .slurm_pyslurm import PySlurmScheduler  # noqa: PLC0415
         return PySlurmScheduler(settings, store)
-    if not _notice_given and "not installed" not in why:
+    if not _notice_given and "not installed" not in why and wanted != "cli":
         print(f"qmio: notice: using the Slurm command-line tools: {why}", file=sys.stderr)
         _notice_given = True
     from .slurm_cli import SlurmCLIScheduler  # noqa: PLC0415
