@@ -14,14 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from qiskit import QuantumCircuit, qasm2
+from qiskit import QuantumCircuit, transpile
 from qiskit.providers import BackendV2, Options
 from qiskit.transpiler import Target
 
+from .calibration import Calibration, resolve_calibration
+from .circuits import check_circuit, to_qasm
 from .errors import ProgramError, QmioError
 from .job import QmioJob
 from .protocol import RESULTS_FORMATS, ExecutionOptions
 from .scheduler import in_allocation
+from .target import build_target
 from .transport import QPUClient
 
 if TYPE_CHECKING:
@@ -41,6 +44,7 @@ class QmioBackend(BackendV2):
                          backend_version="1")
         self._service = service
         self._target: Target | None = None
+        self._calibration: Calibration | None = None
         self._client: QPUClient | None = None
         self._connected = False
         self.options.set_validator("shots", (1, 10**7))
@@ -49,20 +53,27 @@ class QmioBackend(BackendV2):
 
     @classmethod
     def _default_options(cls) -> Options:
+        # seed_simulator is accepted because Qiskit's primitives always pass it; the QPU (and
+        # the emulator behind the protocol) cannot be seeded per request, so it is not used.
         return Options(shots=1000, memory=False, repetition_period=None, optimization=None,
-                       res_format="binary_count")
+                       res_format="binary_count", transpile=False, qasm_version=2,
+                       seed_simulator=None)
 
     @property
     def service(self) -> "QmioRuntimeService":
         return self._service
 
     @property
+    def calibration(self) -> Calibration:
+        """The calibration in use: the newest in ``calibration_dir``, else the built-in one."""
+        if self._calibration is None:
+            self._calibration = resolve_calibration(self._service.settings.calibration_dir or None)
+        return self._calibration
+
+    @property
     def target(self) -> Target:
         if self._target is None:
-            from .calibration import resolve_calibration  # noqa: PLC0415
-            from .target import build_target  # noqa: PLC0415
-            directory = self._service.settings.calibration_dir or None
-            self._target = build_target(resolve_calibration(directory))
+            self._target = build_target(self.calibration)
         return self._target
 
     @property
@@ -109,6 +120,8 @@ class QmioBackend(BackendV2):
         if run_input is None:
             raise ProgramError("run() needs circuits (or program= for the seed API)")
         circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
+            raise ProgramError("run() takes a QuantumCircuit or a non-empty list of them")
         unknown = sorted(set(options) - set(self.options.__dict__))
         if unknown:
             raise ProgramError(f"unknown run option(s) {', '.join(unknown)}; valid: "
@@ -118,8 +131,16 @@ class QmioBackend(BackendV2):
             shots=merged["shots"], repetition_period=merged["repetition_period"],
             optimization=merged["optimization"],
             res_format="raw" if merged["memory"] else merged["res_format"])
-        programs = [{"name": c.name, "program": qasm2.dumps(c), "metadata": c.metadata or {}}
-                    for c in circuits]
-        job_id = self._service.manager.submit(programs, exec_options,
-                                              meta={"memory": bool(merged["memory"])})
+        if merged["transpile"]:
+            circuits = transpile(circuits, target=self.target, optimization_level=1)
+        for circuit in circuits:
+            check_circuit(circuit, self.target)
+        cal = self.calibration
+        programs = [{"name": c.name, "program": to_qasm(c, merged["qasm_version"]),
+                     "metadata": c.metadata or {}} for c in circuits]
+        calibration = {"source": cal.source,
+                       "taken_at": cal.taken_at.isoformat() if cal.taken_at else None}
+        job_id = self._service.manager.submit(
+            programs, exec_options,
+            meta={"memory": bool(merged["memory"]), "result": {"calibration": calibration}})
         return QmioJob(self, job_id, self._service.manager)

@@ -1,0 +1,182 @@
+"""Interop with peers nobody here wrote, each in its own virtual environment
+(scripts/interop-venvs.sh):
+
+(a) our client against OQC's real control server, ``qat_server`` from qat-rpc 1.0.0, in echo
+    mode (all-zero results of the right shape, 32 qubits);
+(b) CESGA's own client, ``qmio`` 0.1.3, against our emulator.
+
+These tests fail, never skip, when a venv is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from qmio_hpc.errors import ProtocolError, QPUError
+from qmio_hpc.protocol import ExecutionOptions
+from qmio_hpc.results import counts_of, memory_of
+from qmio_hpc.transport import QPUClient
+from tests.conftest import BELL_QASM, REPO, run_qmio
+
+pytestmark = pytest.mark.interop
+
+VENVS = Path(os.environ.get("QMIO_INTEROP_VENVS", REPO / ".venv-interop"))
+
+
+def venv_python(name: str) -> Path:
+    python = VENVS / name / "bin" / "python"
+    if not (VENVS / name / ".interop-complete").exists() or not python.exists():
+        pytest.fail(f"the {name} interop venv is missing in {VENVS}: run "
+                    f"scripts/interop-venvs.sh {VENVS}")
+    return python
+
+
+def port_in_qat_range() -> int:
+    """qat_server silently falls back to 5556 for ports outside 1025-49151."""
+    for _ in range(100):
+        port = random.randint(20000, 40000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port")
+
+
+@pytest.fixture(scope="module")
+def qat_server(tmp_path_factory) -> Iterator[str]:
+    """OQC's real server in echo mode. It busy-polls a core, so one per module, stopped after."""
+    python = venv_python("qat")
+    port, metrics = port_in_qat_range(), port_in_qat_range()
+    log = tmp_path_factory.mktemp("qat") / "qat_server.log"
+    env = {k: v for k, v in os.environ.items() if k != "QAT_CONFIG_PATH"}
+    env.update(RECEIVER_PORT=str(port), METRICS_PORT=str(metrics))
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(python.parent / "qat_server")], stdout=out,
+                                stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 90
+    while "QAT RPC Server Starting" not in log.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"qat_server did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.2)
+    yield f"tcp://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+# -- (a) our client against the real server ---------------------------------------------------
+
+def test_version_of_the_real_server(qat_server):
+    with QPUClient(qat_server) as client:
+        assert client.version() == {"qat_rpc_version": "1.0.0"}
+
+
+def test_bell_counts_have_the_right_shape(qat_server):
+    with QPUClient(qat_server) as client:
+        reply = client.run_program(BELL_QASM, ExecutionOptions(shots=100))
+    assert reply["results"] == {"c": {"00": 100}}  # echo mode: all zeros
+    assert counts_of(reply, "binary_count") == {"00": 100}
+    assert "optimized_circuit" in reply["execution_metrics"]
+
+
+def test_raw_readouts_parse_into_per_shot_memory(qat_server):
+    with QPUClient(qat_server) as client:
+        reply = client.run_program(BELL_QASM, ExecutionOptions(shots=7, res_format="raw"))
+    assert memory_of(reply, "raw") == ["00"] * 7
+    one = client_reply(qat_server, ExecutionOptions(shots=1, res_format="raw"))
+    assert memory_of(one, "raw") == ["00"]
+
+
+def client_reply(endpoint: str, options: ExecutionOptions) -> dict:
+    with QPUClient(endpoint) as client:
+        return client.run_program(BELL_QASM, options)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_optimisation_levels_are_accepted(qat_server, level):
+    reply = client_reply(qat_server, ExecutionOptions(shots=10, optimization=level))
+    assert sum(reply["results"]["c"].values()) == 10
+
+
+def test_several_registers_and_openqasm3(qat_server):
+    prog3 = ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\n'
+             'cx q[0], q[1];\nc = measure q;\n')
+    with QPUClient(qat_server) as client:
+        assert client.run_program(prog3, ExecutionOptions(shots=20))["results"] == \
+            {"c": {"00": 20}}
+        two = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg a[2];\ncreg b[1];\n'
+               'measure q[0] -> a[0];\nmeasure q[1] -> a[1];\nmeasure q[2] -> b[0];\n')
+        assert client.run_program(two, ExecutionOptions(shots=5))["results"] == \
+            {"a": {"00": 5}, "b": {"0": 5}}
+
+
+def test_bad_program_surfaces_the_servers_exception(qat_server):
+    with QPUClient(qat_server) as client:
+        with pytest.raises(QPUError, match="QASM2ParseError") as info:
+            client.run_program("OPENQASM 2.0;\nqreg q[1];\nthis q[0];\n",
+                               ExecutionOptions(shots=10))
+    assert qat_server in str(info.value)
+
+
+def test_qpu_info_with_qat_classes_is_refused_not_unpickled(qat_server):
+    with QPUClient(qat_server) as client:
+        with pytest.raises(ProtocolError, match="refused to load qat"):
+            client.request(("qpu_info",))
+        assert client.version()["qat_rpc_version"] == "1.0.0"  # the client goes on
+
+
+def test_a_job_through_the_local_executor_against_the_real_server(qmio_env, qat_server,
+                                                                   tmp_path):
+    prog = tmp_path / "bell.qasm"
+    prog.write_text(BELL_QASM)
+    out = run_qmio("--endpoint", qat_server, "submit", str(prog), "--shots", "300", "--wait")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].split() == ["00", "300"]
+
+
+# -- (b) CESGA's client against our emulator --------------------------------------------------
+
+QMIO_SCRIPT = textwrap.dedent('''
+    import json, sys
+    from qmio import QmioRuntimeService
+    program = sys.stdin.read()
+    out = {}
+    with QmioRuntimeService().backend(name="qpu") as backend:
+        out["default"] = backend.run(circuit=program, shots=1000)
+        out["raw"] = backend.run(circuit=program, shots=5, res_format="raw")
+        out["opt2"] = backend.run(circuit=program, shots=100, optimization=2)
+    print(json.dumps(out))
+''')
+
+
+def test_cesgas_qmio_client_gets_correct_results_from_our_emulator(emulator):
+    python = venv_python("qmio")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["ZMQ_SERVER"] = emulator.endpoint
+    out = subprocess.run([str(python), "-c", QMIO_SCRIPT], input=BELL_QASM, capture_output=True,
+                         text=True, env=env, timeout=120, cwd=VENVS)
+    assert out.returncode == 0, out.stderr
+    replies = json.loads(out.stdout)
+    counts = replies["default"]["results"]["c"]
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000
+    assert 400 < counts["00"] < 600
+    raw = replies["raw"]["results"]["c"]
+    assert len(raw) == 2 and all(len(bit) == 5 for bit in raw)
+    assert memory_of(replies["raw"], "raw")[0] in ("00", "11")
+    assert sum(replies["opt2"]["results"]["c"].values()) == 100
