@@ -46,6 +46,8 @@ from qmio_hpc.errors import QmioError
 log = logging.getLogger(__name__)
 
 DEFAULT_SOURCE = "built-in default"
+#: Qmio's native instructions (rz is virtual: zero duration, no error).
+NATIVE_GATES = ("sx", "x", "rz", "ecr", "measure", "delay")
 _DEFAULT_RESOURCE = ("data", "calibrations", "qmio_default_calibration.json")
 
 SECTION_QUBITS = "Qubits"

@@ -296,6 +296,87 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
             click.echo(f"{job_id}: cancel requested (was {status.name})")
 
 
+# -- the device -----------------------------------------------------------------------------------
+
+def _calibration_summary(settings: Settings) -> dict[str, Any]:
+    """The calibration in use, without Qiskit: source, age, qubits, gates, coupling map."""
+    import datetime as dt  # noqa: PLC0415
+
+    from .calibration import NATIVE_GATES, resolve_calibration  # noqa: PLC0415
+    cal = resolve_calibration(settings.calibration_dir or None)
+    age = None
+    if cal.taken_at is not None:
+        age = (dt.datetime.now(dt.timezone.utc) - cal.taken_at).total_seconds()
+    return {"name": "qpu", "num_qubits": cal.num_qubits, "native_gates": list(NATIVE_GATES),
+            "coupling_map": [list(pair) for pair in cal.coupling_map],
+            "calibration": {"source": cal.source,
+                            "taken_at": cal.taken_at.isoformat() if cal.taken_at else None,
+                            "age_seconds": age},
+            "qubits": [{"index": q.index, "t1": q.t1, "t2": q.t2,
+                        "readout_fidelity": q.readout_fidelity}
+                       for q in sorted(cal.qubits.values(), key=lambda q: q.index)],
+            "gates_2q": [{"control": g.control, "target": g.target, "fidelity": g.fidelity,
+                          "duration": g.duration} for g in cal.gates_2q]}
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "built in, no date"
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit} old"
+    return f"{seconds:.0f} seconds old"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def backends(ctx: click.Context, as_json: bool) -> None:
+    """List the backends: qubits, native gates, the endpoint and the calibration in use."""
+    manager = _manager(ctx)
+    info = _calibration_summary(manager.settings)
+    row = {"name": info["name"], "num_qubits": info["num_qubits"],
+           "native_gates": info["native_gates"], "couplings": len(info["coupling_map"]),
+           "endpoint": manager.settings.resolved_endpoint, "executor": manager.executor,
+           "calibration": info["calibration"]}
+    if as_json:
+        click.echo(json.dumps([row]))
+        return
+    click.echo(f"{row['name']}: {row['num_qubits']} qubits, native gates "
+               f"{' '.join(row['native_gates'])}, {row['couplings']} coupled pairs")
+    click.echo(f"  endpoint {row['endpoint']} via the {row['executor']} executor")
+    click.echo(f"  calibration {info['calibration']['source']} "
+               f"({_age(info['calibration']['age_seconds'])})")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def calibration(ctx: click.Context, as_json: bool) -> None:
+    """Show the calibration in use: T1/T2 and readout per qubit, the ECR pairs, its age.
+
+    The newest file in the setting 'calibration_dir' wins; without one, the built-in calibration
+    (synthetic values in Qmio's format) is used.
+    """
+    info = _calibration_summary(_manager(ctx).settings)
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    cal = info["calibration"]
+    click.echo(f"calibration: {cal['source']} ({_age(cal['age_seconds'])})")
+    click.echo(f"{'qubit':>5}  {'T1 (us)':>8}  {'T2 (us)':>8}  readout")
+
+    def us(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1e6:.1f}"
+    for q in info["qubits"]:
+        fid = "-" if q["readout_fidelity"] is None else f"{q['readout_fidelity']:.3f}"
+        click.echo(f"{q['index']:>5}  {us(q['t1']):>8}  {us(q['t2']):>8}  {fid}")
+    pairs = " ".join(f"{g['control']}->{g['target']}" for g in info["gates_2q"])
+    click.echo(f"ECR pairs ({len(info['gates_2q'])}): {pairs}")
+
+
 # -- emulator, config ----------------------------------------------------------------------------
 
 @cli.command()

@@ -17,12 +17,11 @@ from qiskit.circuit.library import ECRGate, RZGate, SXGate, XGate
 from qiskit.providers import QubitProperties
 from qiskit.transpiler import InstructionProperties, Target
 
-from qmio_hpc.calibration import Calibration, GateCalibration1Q
+from qmio_hpc.calibration import NATIVE_GATES, Calibration, GateCalibration1Q
 
 __all__ = ["NATIVE_GATES", "build_target"]
 
 #: The instruction names a Qmio Target holds; anything transpiled for it uses only these.
-NATIVE_GATES = ("sx", "x", "rz", "ecr", "measure", "delay")
 
 
 def _error(fidelity: float | None) -> float | None:

@@ -185,7 +185,8 @@ def test_config_shows_values_and_origins(qmio_env):
     assert "executor in use: local" in text and "(default)" in text
 
 
-@pytest.mark.parametrize("args", [("--help",), ("status",), ("jobs",)])
+@pytest.mark.parametrize("args", [("--help",), ("status",), ("jobs",), ("backends",),
+                                  ("calibration",)])
 def test_help_and_status_do_not_import_qiskit(qmio_env, args):
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "qmio_hpc", *args],
                          capture_output=True, text=True)
@@ -194,3 +195,26 @@ def test_help_and_status_do_not_import_qiskit(qmio_env, args):
                 if line.startswith("import time:")}
     assert "qmio_hpc.cli" in imported  # the measurement works
     assert not [m for m in imported if m == "qiskit" or m.startswith("qiskit.")]
+
+
+def test_backends_and_calibration_show_the_device(qmio_env, tmp_path):
+    rows = json.loads(run_qmio("backends", "--json").stdout)
+    assert rows[0]["name"] == "qpu" and rows[0]["num_qubits"] == 32
+    assert rows[0]["calibration"]["source"] == "built-in default"
+    assert "ecr" in rows[0]["native_gates"] and rows[0]["couplings"] > 0
+    text = run_qmio("calibration").stdout
+    assert "built-in default" in text and "ECR pairs" in text
+    # a calibration directory: the newest file wins, and its age is shown
+    cal_dir = tmp_path / "cals"
+    cal_dir.mkdir()
+    from importlib import resources
+    default = resources.files("qmio_hpc").joinpath(
+        "data/calibrations/qmio_default_calibration.json").read_text()
+    (cal_dir / "2026_01_01__00_00_00.json").write_text(default)
+    (cal_dir / "2026_02_01__00_00_00.json").write_text(default)
+    info = json.loads(run_qmio("calibration", "--json",
+                               env={"QMIO_CALIBRATION_DIR": str(cal_dir)}).stdout)
+    assert info["calibration"]["source"].endswith("2026_02_01__00_00_00.json")
+    assert info["calibration"]["age_seconds"] > 0
+    bad = run_qmio("calibration", env={"QMIO_CALIBRATION_DIR": str(tmp_path / "none")})
+    assert bad.returncode == 2 and "none" in bad.stderr and "Traceback" not in bad.stderr
