@@ -387,8 +387,13 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
 @click.option("--seed", type=int, help="Seed the simulator, for repeatable results.")
 @click.option("--idle-exit", type=click.FloatRange(min=0), default=0.0,
               help="Exit after this many seconds without a request (0: never).")
+@click.option("--noise", is_flag=True,
+              help="Simulate the calibration's noise (T1/T2, gate and readout errors): a "
+                   "'fake Qmio'. Needs qiskit-aer (pip install 'qmio-hpc[noise]').")
+@click.pass_context
 @handle_errors
-def emulator(bind: str, time_model: bool, seed: int | None, idle_exit: float) -> None:
+def emulator(ctx: click.Context, bind: str, time_model: bool, seed: int | None,
+             idle_exit: float, noise: bool) -> None:
     """Run the built-in QPU emulator: it speaks qat-rpc and simulates programs with Qiskit.
 
     Point any client at it with ZMQ_SERVER=tcp://127.0.0.1:5556. Jobs whose endpoint is
@@ -402,8 +407,13 @@ def emulator(bind: str, time_model: bool, seed: int | None, idle_exit: float) ->
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if not is_loopback_bind(bind):
         click.echo(f"qmio: warning: the emulator listens on {bind}, beyond this host", err=True)
+    calibration = None
+    if noise:
+        from .calibration import resolve_calibration  # noqa: PLC0415
+        calibration = resolve_calibration(_manager(ctx).settings.calibration_dir or None)
     try:
         run_emulator(bind, time_model=time_model, seed=seed, idle_exit=idle_exit,
+                     noise=calibration,
                      ready=lambda addr: click.echo(f"emulator listening on {addr}", err=True))
     except zmq.ZMQError as exc:
         raise ProgramError(f"cannot listen on {bind}: {exc} (is another emulator running?)"

@@ -52,6 +52,8 @@ FIELDS: tuple[Field, ...] = (
           "an emulator started on demand exits after this many idle seconds (0: never)"),
     Field("emulator_time_model", bool, False,
           "an emulator started on demand takes shots x repetition period per program"),
+    Field("emulator_noise", bool, False,
+          "an emulator started on demand simulates the calibration's noise (needs qiskit-aer)"),
     Field("executor", str, "auto", "where jobs run", ("auto", "local", "slurm")),
     Field("shots", int, 1000, "default shots per circuit"),
     Field("max_shots", int, 8192, "per-execution shot cap of the QPU; larger counts are split"),

@@ -77,6 +77,7 @@ class JobManager:
             "emulator_port": s.emulator_port,
             "emulator_idle_exit": s.emulator_idle_exit,
             "emulator_time_model": s.emulator_time_model,
+            "emulator_noise": s.emulator_noise,
             "connect_timeout": s.connect_timeout,
             "reply_timeout": s.reply_timeout,
             "retries": s.retries,

@@ -78,7 +78,8 @@ def run_step(job: JobDir) -> int:
         job.set_state("running", "starting the built-in emulator")
         ensure_emulator(port=spec["emulator_port"], store_root=Path(spec["store"]),
                         idle_exit=spec.get("emulator_idle_exit", 900.0),
-                        time_model=spec.get("emulator_time_model", False))
+                        time_model=spec.get("emulator_time_model", False),
+                        noise=spec.get("emulator_noise", False))
         endpoint = f"tcp://127.0.0.1:{spec['emulator_port']}"
     else:
         endpoint = spec["endpoint"]

@@ -130,7 +130,8 @@ def test_32_qubit_register_with_three_used_qubits_is_fast(emulator):
 def test_compact_keeps_only_used_qubits():
     circuit = load_circuit('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[32];\ncreg c[1];\n'
                            'x q[30];\nbarrier q;\nmeasure q[30] -> c[0];\n')
-    assert compact(circuit).num_qubits == 1
+    small, used = compact(circuit)
+    assert small.num_qubits == 1 and used == [30]
 
 
 def test_time_model_takes_shots_times_period(emulator_factory):
@@ -152,3 +153,16 @@ def test_default_bind_is_loopback():
     from qmio_hpc.cli import emulator as command
     bind = next(p for p in command.params if p.name == "bind")
     assert bind.default.startswith("tcp://127.0.0.1:")
+
+
+def test_noisy_mode_is_a_fake_qmio(emulator_factory):
+    """The calibration's errors show up: a GHZ state leaks into other outcomes, but mostly holds."""
+    ghz = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[32];\ncreg c[3];\nh q[0];\n'
+           'cx q[0],q[1];\ncx q[1],q[2];\nmeasure q[0] -> c[0];\nmeasure q[1] -> c[1];\n'
+           'measure q[2] -> c[2];\n')
+    noisy = emulator_factory("--noise", "--seed", "5")
+    counts = ask(noisy.endpoint, ("program", ghz, config(4000)))["results"]["c"]
+    ideal = counts.get("000", 0) + counts.get("111", 0)
+    assert sum(counts.values()) == 4000
+    assert 2000 < ideal < 3990  # noise, but still a GHZ state
+    assert len(counts) > 2

@@ -7,6 +7,7 @@ import logging
 from typing import Callable
 from urllib.parse import urlparse
 
+from ..calibration import Calibration, default_calibration
 from .handler import Handler
 from .server import EmulatorServer
 
@@ -29,10 +30,20 @@ def is_loopback_bind(bind: str) -> bool:
 
 def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None,
                  idle_exit: float = 0.0, default_period: float = 1e-4,
-                 ready: Callable[[str], None] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without a request)."""
-    server = EmulatorServer(bind, Handler(time_model=time_model, seed=seed,
-                                          default_period=default_period), idle_exit=idle_exit)
+                 ready: Callable[[str], None] | None = None,
+                 noise: Calibration | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without a request).
+
+    The device it stands in for is the calibration's: its qubit count and coupling map, and,
+    with ``noise``, its errors."""
+    device = noise or default_calibration()
+    handler = Handler(num_qubits=device.num_qubits, couplings=device.coupling_map,
+                      time_model=time_model, seed=seed, default_period=default_period,
+                      noise=noise)
+    if noise is not None:
+        from .noise import _aer  # noqa: PLC0415
+        _aer()  # fail at start, not on the first request, when qiskit-aer is missing
+    server = EmulatorServer(bind, handler, idle_exit=idle_exit)
     from . import simulate  # noqa: F401,PLC0415 - import Qiskit now, not on the first request
     if ready is not None:
         ready(server.address)

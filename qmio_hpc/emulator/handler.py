@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..calibration import Calibration
 from ..protocol import ExecutionOptions, parse_compiler_config
 
 #: The qat-rpc version whose protocol the emulator speaks.
@@ -59,13 +60,14 @@ class Handler:
 
     def __init__(self, *, num_qubits: int = 32, couplings: list[tuple[int, int]] | None = None,
                  time_model: bool = False, default_period: float = 1e-4,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, noise: Calibration | None = None) -> None:
         self.num_qubits = num_qubits
         self.couplings = couplings if couplings is not None else [
             (i, i + 1) for i in range(num_qubits - 1)]
         self.time_model = time_model
         self.default_period = default_period
         self.seed = seed
+        self.noise = noise
         self.served = 0
 
     def __call__(self, message: Any) -> Any:
@@ -82,7 +84,8 @@ class Handler:
         options: ExecutionOptions = parse_compiler_config(request.config_json)
         began = time.monotonic()
         seed = None if self.seed is None else self.seed + self.served
-        reply = execute(request.program, options, seed=seed, num_qubits=self.num_qubits)
+        reply = execute(request.program, options, seed=seed, num_qubits=self.num_qubits,
+                        noise=self.noise)
         self.served += 1
         if self.time_model:
             left = execution_seconds(options, self.default_period) - (time.monotonic() - began)

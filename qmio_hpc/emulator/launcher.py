@@ -39,7 +39,7 @@ def _answers(endpoint: str) -> bool:
 
 
 def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
-                    time_model: bool = False) -> str:
+                    time_model: bool = False, noise: bool = False) -> str:
     """Return the endpoint of a running emulator on 127.0.0.1:``port``, starting one if needed."""
     endpoint = f"tcp://127.0.0.1:{port}"
     if listening(port):
@@ -56,7 +56,8 @@ def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
             os.chmod(log_path, 0o600)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", endpoint,
-                 "--idle-exit", str(idle_exit)] + (["--time-model"] if time_model else []),
+                 "--idle-exit", str(idle_exit)] + (["--time-model"] if time_model else [])
+                + (["--noise"] if noise else []),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 close_fds=True)
         (folder / f"{port}.pid").write_text(str(proc.pid))

@@ -15,6 +15,7 @@ from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.circuit import Barrier
 from qiskit.providers.basic_provider import BasicSimulator
 
+from ..calibration import Calibration
 from ..protocol import ExecutionOptions, big_endian_to_qiskit
 
 #: BasicSimulator's limit on qubits actually used.
@@ -36,12 +37,13 @@ def load_circuit(program: str) -> QuantumCircuit:
     raise ValueError("the emulator runs OpenQASM 2 or 3 programs only (no OPENQASM header found)")
 
 
-def compact(circuit: QuantumCircuit) -> QuantumCircuit:
-    """The same circuit on only the qubits some non-barrier instruction acts on."""
+def compact(circuit: QuantumCircuit) -> tuple[QuantumCircuit, list[int]]:
+    """The same circuit on only the qubits some non-barrier instruction acts on, and which
+    qubits of the original those are (new qubit i was ``used[i]``)."""
     used = sorted({circuit.find_bit(q).index for inst in circuit.data
                    if not isinstance(inst.operation, Barrier) for q in inst.qubits})
     if len(used) == circuit.num_qubits:
-        return circuit
+        return circuit, used
     index = {old: new for new, old in enumerate(used)}
     small = QuantumCircuit(len(used), name=circuit.name)
     for creg in circuit.cregs:
@@ -54,7 +56,7 @@ def compact(circuit: QuantumCircuit) -> QuantumCircuit:
                 small.append(Barrier(len(qubits)), qubits)
             continue
         small.append(inst.operation, qubits, inst.clbits)
-    return small
+    return small, used
 
 
 def check_like_the_qpu(circuit: QuantumCircuit, num_qubits: int) -> None:
@@ -71,14 +73,28 @@ def check_like_the_qpu(circuit: QuantumCircuit, num_qubits: int) -> None:
             raise ValueError("Verification failed: No mid-circuit measurements allowed.")
 
 
-def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None) -> list[str]:
-    """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first)."""
-    small = compact(circuit)
+def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
+                  noise: Calibration | None = None) -> list[str]:
+    """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first).
+
+    With ``noise`` (a calibration), the circuit runs on qiskit-aer with that calibration's noise
+    on the physical qubits it uses; otherwise on Qiskit's exact BasicSimulator.
+    """
+    small, used = compact(circuit)
     if small.num_qubits > MAX_SIMULATED_QUBITS:
         raise ValueError(f"the program uses {small.num_qubits} qubits; the emulator simulates at "
                          f"most {MAX_SIMULATED_QUBITS}")
     if not small.cregs or small.num_clbits == 0:
         raise ValueError("the program measures nothing (no classical register)")
+    if noise is not None:
+        from qiskit_aer import AerSimulator  # noqa: PLC0415
+
+        from .noise import BASIS, noise_model  # noqa: PLC0415
+        simulator = AerSimulator(noise_model=noise_model(noise, used))
+        runnable = transpile(small, basis_gates=BASIS + ["measure", "delay"],
+                             optimization_level=0)
+        return simulator.run(runnable, shots=shots, memory=True,
+                             seed_simulator=seed).result().get_memory()
     runnable = transpile(small, _SIMULATOR, optimization_level=0)
     result = _SIMULATOR.run(runnable, shots=shots, memory=True, seed_simulator=seed).result()
     return result.get_memory()
@@ -131,11 +147,11 @@ def shape_results(shots: dict[str, list[str]], res_format: str,
 
 
 def execute(program: str, options: ExecutionOptions, seed: int | None = None,
-            num_qubits: int = 32) -> dict[str, Any]:
+            num_qubits: int = 32, noise: Calibration | None = None) -> dict[str, Any]:
     """The full reply dict for a program: results per register and execution metrics."""
     circuit = load_circuit(program)
     check_like_the_qpu(circuit, num_qubits)
-    memory = sample_memory(circuit, options.shots, seed)
+    memory = sample_memory(circuit, options.shots, seed, noise)
     shots = per_register_shots(circuit, memory)
     results = shape_results(shots, options.res_format, random.Random(seed))
     return {
