@@ -64,7 +64,7 @@ def test_several_registers_get_joint_counts(qmio_env):
     qc.x(2)
     qc.measure([0, 1], a)
     qc.measure(2, b)
-    result = QmioRuntimeService().backend().run(qc, shots=400).result(timeout=60)
+    result = QmioRuntimeService().backend().run(qc, shots=400, transpile=True).result(timeout=60)
     counts = result.get_counts()
     assert set(counts) == {"1 00", "1 11"} and sum(counts.values()) == 400
     reg = result.results[0].metadata["register_counts"]
@@ -95,7 +95,7 @@ def test_several_circuits_go_out_as_one_job(qmio_env):
 
 
 def test_service_job_recovers_the_job_in_a_new_process(qmio_env):
-    job = QmioRuntimeService().backend().run(_bell(), shots=64)
+    job = QmioRuntimeService().backend().run(_bell(), shots=64, transpile=True)
     code = (
         "from qmio_hpc import QmioRuntimeService\n"
         f"job = QmioRuntimeService().job({job.job_id()!r})\n"
@@ -111,7 +111,7 @@ def test_unknown_job_and_failed_job(qmio_env):
     service = QmioRuntimeService()
     with pytest.raises(JobNotFoundError):
         service.job("L404")
-    bad = service.backend().run(_bell(), shots=10)
+    bad = service.backend().run(_bell(), shots=10, transpile=True)
     assert bad.result(timeout=60)  # sanity: good job works
     with QmioRuntimeService(endpoint="tcp://127.0.0.1:9", connect_timeout=0.5).backend() as b:
         with pytest.raises(JobFailedError, match="cannot reach.*127.0.0.1:9"):
@@ -120,7 +120,7 @@ def test_unknown_job_and_failed_job(qmio_env):
 
 def test_cancel_returns_whether_it_cancelled(qmio_env):
     service = QmioRuntimeService()
-    job = service.backend().run(_bell(), shots=10)
+    job = service.backend().run(_bell(), shots=10, transpile=True)
     job.result(timeout=60)
     assert job.cancel() is False and job.status() is JobStatus.DONE
 
