@@ -172,7 +172,8 @@ class JobStore:
             os.symlink(target, link)
         except FileExistsError:
             if os.readlink(link) != str(target):
-                raise QmioError(f"job id {job_id} already names another job in {self.root}")
+                raise QmioError(f"job id {job_id} already names another job in {self.root}"
+                                ) from None
 
     def _follow(self, link: Path) -> JobDir | None:
         """The job directory ``link`` names, if it is a link to a directory inside ``jobs/``."""

@@ -15,7 +15,6 @@ import os
 import random
 import socket
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
