@@ -117,7 +117,16 @@ def program_request(program: str, config_json: str) -> tuple[str, str, str]:
 
 
 VERSION_REQUEST = ("version",)
-QPU_INFO_REQUEST = ("qpu_info",)
+
+
+def language_of(program: str) -> str:
+    """``qasm2``, ``qasm3`` or ``other`` (OpenPulse, QIR, ...), from the program's header."""
+    head = program.lstrip()[:40]
+    if head.startswith("OPENQASM 2"):
+        return "qasm2"
+    if head.startswith("OPENQASM 3"):
+        return "qasm3"
+    return "other"
 
 
 # --- replies -------------------------------------------------------------------------------------
@@ -129,16 +138,8 @@ def reply_exception(reply: Any) -> str | None:
     return None
 
 
-def is_program_reply(reply: Any) -> bool:
-    return isinstance(reply, Mapping) and isinstance(reply.get("results"), Mapping)
-
-
 def big_endian_to_qiskit(bits: str) -> str:
     """Wire bitstring (``c[0]`` leftmost) to Qiskit's (``c[0]`` rightmost)."""
-    return bits[::-1]
-
-
-def qiskit_to_big_endian(bits: str) -> str:
     return bits[::-1]
 
 

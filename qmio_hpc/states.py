@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 from .store import JobDir
 
-#: JobStatus names, in Qiskit's order.
-JOB_STATUSES = ("INITIALIZING", "QUEUED", "VALIDATING", "RUNNING", "CANCELLED", "DONE", "ERROR")
 FINAL_STATUSES = frozenset({"CANCELLED", "DONE", "ERROR"})
 
 #: Slurm state -> (JobStatus name, words for a user). COMPLETED is decided by the result file,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EndpointError, ProgramError, QmioError
-from .protocol import ExecutionOptions
+from .protocol import ExecutionOptions, language_of
 from .results import merge_replies
 from .store import JobDir, JobStore
 from .transport import QPUClient
@@ -32,15 +32,6 @@ EXIT_OK, EXIT_QPU, EXIT_PROGRAM, EXIT_TERMINATED = 0, 1, 2, 143
 
 class Terminated(Exception):
     """SIGTERM arrived: scancel, the time limit, or ``qmio cancel`` on the local executor."""
-
-
-def language_of(program: str) -> str:
-    head = program.lstrip()[:40]
-    if head.startswith("OPENQASM 2"):
-        return "qasm2"
-    if head.startswith("OPENQASM 3"):
-        return "qasm3"
-    return "other"
 
 
 def validate_program(name: str, program: str) -> None:

@@ -134,8 +134,6 @@ class JobDir:
         if not self.is_cancelled():
             write_json_atomic(self.file("cancelled"), {"reason": reason, "time": time.time()})
 
-    def created(self) -> float:
-        return self.file("spec.json").stat().st_mtime
 
 
 class JobStore:

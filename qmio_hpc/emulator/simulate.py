@@ -16,7 +16,7 @@ from qiskit.circuit import Barrier
 from qiskit.providers.basic_provider import BasicSimulator
 
 from ..calibration import Calibration
-from ..protocol import ExecutionOptions, big_endian_to_qiskit
+from ..protocol import ExecutionOptions, big_endian_to_qiskit, language_of
 
 #: BasicSimulator's limit on qubits actually used.
 MAX_SIMULATED_QUBITS = 24
@@ -28,11 +28,11 @@ _SIMULATOR = BasicSimulator()
 
 def load_circuit(program: str) -> QuantumCircuit:
     """OpenQASM 2 or 3 text to a circuit; raises on a program the QPU frontend would refuse."""
-    head = program.lstrip()[:40]
-    if head.startswith("OPENQASM 3"):
+    language = language_of(program)
+    if language == "qasm3":
         from qiskit import qasm3  # noqa: PLC0415 - needs qiskit-qasm3-import
         return qasm3.loads(program)
-    if head.startswith("OPENQASM 2"):
+    if language == "qasm2":
         return qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
     raise ValueError("the emulator runs OpenQASM 2 or 3 programs only (no OPENQASM header found)")
 
