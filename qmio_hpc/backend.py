@@ -20,6 +20,7 @@ from qiskit.transpiler import Target
 
 from .calibration import Calibration, resolve_calibration
 from .circuits import check_circuit, to_qasm
+from .connection import Connection
 from .errors import ProgramError, QmioError
 from .job import QmioJob
 from .protocol import RESULTS_FORMATS, ExecutionOptions
@@ -84,7 +85,7 @@ class QmioBackend(BackendV2):
 
     def connect(self) -> None:
         if in_allocation(self._service.settings):
-            self._client = QPUClient.from_settings(self._service.settings)
+            self._client = Connection.from_settings(self._service.settings).client()
         self._connected = True
 
     def disconnect(self) -> None:

@@ -246,7 +246,6 @@ class Settings:
 
     @property
     def resolved_endpoint(self) -> str:
-        """The address a client connects to: the built-in emulator lives on loopback."""
-        if self.uses_builtin_emulator:
-            return f"tcp://127.0.0.1:{self._values['emulator_port']}"
-        return self._values["endpoint"]
+        """The address a client connects to (``connection.Connection.address``)."""
+        from .connection import Connection  # noqa: PLC0415 - connection imports this module
+        return Connection.from_settings(self).address

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from .config import Settings
+from .connection import Connection
 from .errors import JobFailedError, JobTimeoutError, ProgramError, QmioError
 from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
@@ -38,6 +39,7 @@ class JobManager:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.load()
         self.store = JobStore(self.settings.store)
+        self.connection = Connection.from_settings(self.settings)
         self._schedulers: dict[str, Scheduler] = {}
         self._executor: str | None = None
 
@@ -69,20 +71,11 @@ class JobManager:
         if options.res_format == "binary_count" and any(len(e["registers"]) > 1 for e in programs):
             # Counts of separate registers are marginals; joint counts need per-shot values.
             options = dataclasses.replace(options, res_format="raw")
-        s = self.settings
         return {
             "programs": programs,
             "options": options.to_dict(),
-            "endpoint": s.endpoint,
-            "emulator_port": s.emulator_port,
-            "emulator_idle_exit": s.emulator_idle_exit,
-            "emulator_time_model": s.emulator_time_model,
-            "emulator_noise": s.emulator_noise,
-            "connect_timeout": s.connect_timeout,
-            "reply_timeout": s.reply_timeout,
-            "retries": s.retries,
-            "assumed_repetition_period": s.assumed_repetition_period,
-            "max_shots": s.max_shots,
+            "connection": self.connection.to_dict(),
+            "max_shots": self.settings.max_shots,
             "store": str(self.store.root),
             "submitted": time.time(),
             "meta": meta or {},
@@ -108,7 +101,7 @@ class JobManager:
         if render is None:
             return (f"# {scheduler.describe()}\n# would run: python -m qmio_hpc.step {job.path}\n"
                     f"# with {len(spec['programs'])} program(s), {options.shots} shots, "
-                    f"endpoint {self.settings.resolved_endpoint}\n")
+                    f"endpoint {self.connection.address}\n")
         return render(job)
 
     # -- status -----------------------------------------------------------------------------------

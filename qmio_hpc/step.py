@@ -16,8 +16,9 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from .connection import Connection
 from .errors import EndpointError, ProgramError, QmioError
 from .protocol import ExecutionOptions, language_of
 from .results import merge_replies
@@ -55,48 +56,64 @@ def split_shots(shots: int, cap: int) -> list[int]:
     return parts
 
 
-def run_step(job: JobDir) -> int:
-    spec = job.spec()
-    options = ExecutionOptions(**spec["options"])
-    programs: list[dict[str, str]] = spec["programs"]
-
+def check_job(job: JobDir) -> None:
+    """VALIDATING: refuse the job's programs before the QPU (or an emulator) is touched."""
+    programs = job.spec()["programs"]
     job.set_state("validating", f"checking {len(programs)} program(s)")
     for entry in programs:
         validate_program(entry["name"], entry["program"])
 
-    if spec["endpoint"] == "emulator":
-        from .emulator.launcher import ensure_emulator  # noqa: PLC0415
-        job.set_state("running", "starting the built-in emulator")
-        ensure_emulator(port=spec["emulator_port"], store_root=Path(spec["store"]),
-                        idle_exit=spec.get("emulator_idle_exit", 900.0),
-                        time_model=spec.get("emulator_time_model", False),
-                        noise=spec.get("emulator_noise", False))
-        endpoint = f"tcp://127.0.0.1:{spec['emulator_port']}"
-    else:
-        endpoint = spec["endpoint"]
 
+def run_step(job: JobDir, client: QPUClient) -> int:
+    """Run the job's (checked) programs through ``client`` and write the result.
+
+    The client is open already: the batch step opens one for its single job, a session's worker
+    keeps one for all of its jobs. Failures raise; ``execute`` records them."""
+    spec = job.spec()
+    options = ExecutionOptions(**spec["options"])
+    programs: list[dict[str, str]] = spec["programs"]
+    endpoint = client.endpoint
     started = time.time()
     results: list[dict[str, Any]] = []
     chunks = split_shots(options.shots, int(spec.get("max_shots", options.shots)))
-    with QPUClient(endpoint, connect_timeout=spec["connect_timeout"],
-                   reply_timeout=spec["reply_timeout"], retries=spec["retries"],
-                   assumed_repetition_period=spec["assumed_repetition_period"]) as client:
-        for index, entry in enumerate(programs, 1):
-            replies = []
-            for part, shots in enumerate(chunks, 1):
-                if job.is_cancelled():
-                    raise Terminated()
-                job.set_state("running", f"program {index} of {len(programs)}, execution "
-                                         f"{part} of {len(chunks)} on {endpoint}")
-                part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
-                replies.append(to_plain(client.run_program(entry["program"], part_options)))
-            results.append({"name": entry["name"],
-                            "reply": merge_replies(replies, options.res_format),
-                            "executions": len(chunks), "shots": options.shots})
+    for index, entry in enumerate(programs, 1):
+        replies = []
+        for part, shots in enumerate(chunks, 1):
+            if job.is_cancelled():
+                raise Terminated()
+            job.set_state("running", f"program {index} of {len(programs)}, execution "
+                                     f"{part} of {len(chunks)} on {endpoint}")
+            part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
+            replies.append(to_plain(client.run_program(entry["program"], part_options)))
+        results.append({"name": entry["name"],
+                        "reply": merge_replies(replies, options.res_format),
+                        "executions": len(chunks), "shots": options.shots})
     job.write_result({"results": results, "endpoint": endpoint, "started": started,
                       "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")})
     job.set_state("done", "")
     return EXIT_OK
+
+
+def execute(job: JobDir, open_client: Callable[[], QPUClient]) -> int:
+    """Check and run one job and record how it ended; returns the batch step's exit code.
+
+    ``open_client`` (called after the check) gives the client to use (opening it may start the built-in emulator, and
+    fail): every failure, that one included, ends with an error file naming the reason."""
+    try:
+        check_job(job)
+        return run_step(job, open_client())
+    except ProgramError as exc:
+        return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
+    except EndpointError as exc:
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+    except Terminated:
+        reason = "cancelled" if job.is_cancelled() else "terminated by SIGTERM (time limit?)"
+        return _fail(job, "Terminated", f"the batch step was {reason}", EXIT_TERMINATED)
+    except QmioError as exc:
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+    except Exception as exc:  # a bug: record it so the job never ends without a reason
+        log.exception("batch step crashed")
+        return _fail(job, "InternalError", f"the batch step crashed: {exc!r}", EXIT_QPU)
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
@@ -113,22 +130,25 @@ def main(argv: list[str] | None = None) -> int:
     job = JobDir(Path(argv[1]).resolve())
     signal.signal(signal.SIGTERM, _on_sigterm)
     slurm_id = os.environ.get("SLURM_JOB_ID")
-    try:
-        if slurm_id:  # the submitter links the id too; whoever comes first wins, both agree
+    if slurm_id:  # the submitter links the id too; whoever comes first wins, both agree
+        try:
             JobStore(job.path.parent.parent).link(slurm_id, job)
-        return run_step(job)
-    except ProgramError as exc:
-        return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
-    except EndpointError as exc:
-        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
-    except Terminated:
-        reason = "cancelled" if job.is_cancelled() else "terminated by SIGTERM (time limit?)"
-        return _fail(job, "Terminated", f"the batch step was {reason}", EXIT_TERMINATED)
-    except QmioError as exc:
-        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
-    except Exception as exc:  # a bug: record it so the job never ends without a reason
-        log.exception("batch step crashed")
-        return _fail(job, "InternalError", f"the batch step crashed: {exc!r}", EXIT_QPU)
+        except QmioError as exc:
+            return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+    clients: list[QPUClient] = []
+
+    def open_client() -> QPUClient:
+        spec = job.spec()
+        connection = Connection.from_dict(spec.get("connection", spec))
+        if connection.uses_builtin_emulator:
+            job.set_state("running", "starting the built-in emulator")
+        clients.append(connection.client())
+        return clients[-1]
+    try:
+        return execute(job, open_client)
+    finally:
+        for client in clients:
+            client.close()
 
 
 def _fail(job: JobDir, kind: str, message: str, code: int) -> int:

@@ -50,13 +50,6 @@ class QPUClient:
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
 
-    @classmethod
-    def from_settings(cls, settings: Any, endpoint: str | None = None) -> "QPUClient":
-        return cls(endpoint or settings.resolved_endpoint,
-                   connect_timeout=settings.connect_timeout, reply_timeout=settings.reply_timeout,
-                   retries=settings.retries,
-                   assumed_repetition_period=settings.assumed_repetition_period)
-
     # -- socket lifecycle -------------------------------------------------------------------------
 
     def _open(self) -> zmq.Socket:

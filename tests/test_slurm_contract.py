@@ -25,8 +25,9 @@ import pytest
 
 from qmio_hpc.config import Settings
 from qmio_hpc.errors import SchedulerError
-from qmio_hpc.scheduler import slurm as slurm_module
-from qmio_hpc.scheduler.slurm import SlurmScheduler, make_slurm_scheduler
+import qmio_hpc.scheduler as slurm_module
+from qmio_hpc.scheduler import make_slurm_scheduler
+from qmio_hpc.scheduler.slurm import SlurmScheduler
 from qmio_hpc.scheduler.slurm_cli import SlurmCLIScheduler
 from qmio_hpc.scheduler.slurm_pyslurm import PySlurmScheduler, sbatch_options
 from qmio_hpc.states import RESULT_GRACE_SECONDS, SchedulerState, resolve

@@ -13,8 +13,8 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from ..connection import Connection
 from ..errors import EndpointUnreachableError
 from ..transport import QPUClient
 
@@ -38,13 +38,13 @@ def _answers(endpoint: str) -> bool:
         return False
 
 
-def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
-                    time_model: bool = False, noise: bool = False) -> str:
-    """Return the endpoint of a running emulator on 127.0.0.1:``port``, starting one if needed."""
-    endpoint = f"tcp://127.0.0.1:{port}"
+def ensure_emulator(connection: Connection) -> str:
+    """Return the endpoint of a running emulator on 127.0.0.1, starting one if needed, with the
+    options ``connection`` names."""
+    port, endpoint = connection.emulator_port, connection.address
     if listening(port):
         return endpoint
-    folder = store_root / "emulator"
+    folder = connection.emulator_dir
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_fd = os.open(folder / f"{port}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -56,8 +56,9 @@ def ensure_emulator(port: int, store_root: Path, idle_exit: float = 900.0,
             os.chmod(log_path, 0o600)
             proc = subprocess.Popen(
                 [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", endpoint,
-                 "--idle-exit", str(idle_exit)] + (["--time-model"] if time_model else [])
-                + (["--noise"] if noise else []),
+                 "--idle-exit", str(connection.emulator_idle_exit)]
+                + (["--time-model"] if connection.emulator_time_model else [])
+                + (["--noise"] if connection.emulator_noise else []),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
                 close_fds=True)
         (folder / f"{port}.pid").write_text(str(proc.pid))

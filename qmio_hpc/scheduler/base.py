@@ -1,4 +1,9 @@
-"""The one interface every executor fills in: submit, the states of many jobs in one call, cancel.
+"""The one interface every executor fills in: run a command in an allocation that holds the QPU,
+the states of many allocations in one call, cancel.
+
+An *allocation* is capacity: a Slurm job (or, on the local executor, a detached runner holding
+the local QPU lock) that holds the QPU while a command runs in it. The command is the batch step
+of one job (``submit``) or a session's worker, which serves many jobs (``submit_command``).
 
 Adapters report Slurm's state names (``states.SLURM_STATES``) so that one table turns them into
 ``JobStatus`` for every executor. An adapter never decides DONE: ``states.resolve`` does, from the
@@ -8,15 +13,21 @@ job directory.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Sequence
 
 from ..config import Settings
 from ..states import SchedulerState
 from ..store import JobDir, JobStore
 
 
+def step_command(job: JobDir) -> list[str]:
+    """The Python arguments of one job's batch step."""
+    return ["-m", "qmio_hpc.step", str(job.path.absolute())]
+
+
 class Scheduler(ABC):
-    """An executor of batch steps. ``name`` is what ``qmio config`` and ``scheduler.json`` show."""
+    """An executor. ``name`` is what ``qmio config`` and ``scheduler.json`` show."""
 
     name: str = ""
 
@@ -24,17 +35,34 @@ class Scheduler(ABC):
         self.settings = settings
         self.store = store
 
-    @abstractmethod
     def submit(self, job: JobDir) -> str:
-        """Start the batch step for ``job``; return the id users will see. Links the id."""
+        """Run ``job``'s batch step in an allocation of its own; return the id users will see."""
+        job_id = self.submit_command(step_command(job), job.path, kind="job")
+        self.store.link(job_id, job)
+        job.write_scheduler_record(self.name, job_id, **self.record_extra())
+        return job_id
 
     @abstractmethod
-    def states(self, job_ids: Iterable[str]) -> dict[str, SchedulerState]:
-        """The states of all ``job_ids`` in one query. Ids the scheduler no longer knows are absent."""
+    def submit_command(self, args: Sequence[str], directory: Path, *, kind: str = "job") -> str:
+        """Start an allocation that holds the QPU and run ``python ARG...`` in it.
+
+        ``args`` are the interpreter's arguments (``-m module ...``): the executor runs them with
+        the Python that belongs where they run (``slurm.python`` on a compute node). The command
+        runs in ``directory``, which also receives the allocation's own files (logs, records).
+        ``kind`` is ``job`` or ``session``; executors may name the allocation after it.
+        Returns the allocation's id."""
 
     @abstractmethod
-    def cancel(self, job_ids: Iterable[str]) -> None:
-        """Ask the scheduler to stop these jobs. The caller has already marked them cancelled."""
+    def states(self, ids: Iterable[str]) -> dict[str, SchedulerState]:
+        """The states of all allocations ``ids`` in one query. Ids no longer known are absent."""
+
+    @abstractmethod
+    def cancel(self, ids: Iterable[str]) -> None:
+        """Ask the executor to end these allocations. The caller has already marked them."""
+
+    def record_extra(self) -> dict[str, str]:
+        """Extra fields for a job's ``scheduler.json``."""
+        return {}
 
     def describe(self) -> str:
         """One line for ``qmio config`` / ``qmio submit``."""

@@ -1,12 +1,14 @@
 """The local executor: the embedded default where there is no Slurm.
 
-Each job's batch step runs under a detached runner process (``local_runner``) so the job outlives
-the shell or Python session that submitted it. Runners queue for the QPU first come first served:
-each takes a ticket named by its submission time in ``<store>/local/queue``, waits until its
-ticket is the oldest whose runner is alive, then holds ``<store>/local/qpu.lock`` while its step
-runs. It reports Slurm's state names, so the one state table serves both executors.
+Each allocation (one job's batch step, or a session's worker) runs under a detached runner process
+(``local_runner``) so it outlives the shell or Python session that started it. Runners queue for
+the QPU first come first served (``fifo``): each takes a ticket named by its submission time in
+``<store>/local/queue``, waits until its ticket is the oldest whose runner is alive, then holds
+``<store>/local/qpu.lock`` while its command runs. It reports Slurm's state names, so the one state
+table serves both executors.
 
-Ids are ``L1``, ``L2``, ... so they cannot be taken for Slurm ids in a shared store.
+Ids are ``L1``, ``L2``, ... for jobs and ``S3``, ... for sessions (one counter), so they cannot be
+taken for Slurm ids in a shared store. ``<store>/local/alloc/<id>`` links each id to its directory.
 """
 
 from __future__ import annotations
@@ -18,31 +20,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from ..errors import SchedulerError
+from ..fifo import START_GRACE, pid_alive
 from ..states import SchedulerState
-from ..store import JobDir, read_json, write_json_atomic
+from ..store import JobDir, read_json, validate_job_id, write_json_atomic
 from .base import Scheduler
 
-#: A runner that has not written its pid after this long is taken as dead.
-RUNNER_START_GRACE = 30.0
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not alive
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+#: Id prefix for each kind of allocation.
+PREFIXES = {"job": "L", "session": "S"}
 
 
 class LocalScheduler(Scheduler):
@@ -51,10 +38,11 @@ class LocalScheduler(Scheduler):
     @property
     def local_dir(self) -> Path:
         path = self.store.root / "local"
-        (path / "queue").mkdir(mode=0o700, parents=True, exist_ok=True)
+        for sub in (path / "queue", path / "alloc"):
+            sub.mkdir(mode=0o700, parents=True, exist_ok=True)
         return path
 
-    def _next_id(self) -> str:
+    def _next_id(self, prefix: str) -> str:
         counter = self.local_dir / "counter"
         fd = os.open(counter, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -67,68 +55,76 @@ class LocalScheduler(Scheduler):
             os.fsync(fd)
         finally:
             os.close(fd)
-        return f"L{number}"
+        return f"{prefix}{number}"
 
-    def submit(self, job: JobDir) -> str:
-        job_id = self._next_id()
-        self.store.link(job_id, job)
-        ticket = self.local_dir / "queue" / f"{time.time_ns():020d}-{job.key}"
+    def _directory(self, alloc_id: str) -> Path | None:
+        try:
+            validate_job_id(alloc_id)
+        except Exception:
+            return None
+        link = self.local_dir / "alloc" / alloc_id
+        return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
+
+    def submit_command(self, args: Sequence[str], directory: Path, *, kind: str = "job") -> str:
+        alloc_id = self._next_id(PREFIXES.get(kind, "L"))
+        directory = directory.absolute()
+        os.symlink(directory, self.local_dir / "alloc" / alloc_id)
+        ticket = self.local_dir / "queue" / f"{time.time_ns():020d}-{alloc_id}"
         ticket.touch(mode=0o600)
-        write_json_atomic(job.file("local.json"),
-                          {"phase": "queued", "ticket": str(ticket), "submitted": time.time()})
-        job.write_scheduler_record("local", job_id)
-        log = job.file("runner.log")
+        write_json_atomic(directory / "local.json",
+                          {"id": alloc_id, "phase": "queued", "ticket": str(ticket),
+                           "submitted": time.time()})
+        log = directory / "runner.log"
         with open(log, "ab") as out:
             os.chmod(log, 0o600)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(job.path),
-                 str(ticket), str(self.local_dir / "qpu.lock")],
+                [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(directory),
+                 str(ticket), str(self.local_dir / "qpu.lock"), "--", *args],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                 close_fds=True)
         # The runner forks and its first process exits at once; reap it so it is no zombie.
         if proc.wait(timeout=60) != 0:
-            raise SchedulerError(f"the local runner for job {job_id} failed to start; see {log}")
-        return job_id
+            raise SchedulerError(f"the local runner for {alloc_id} failed to start; see {log}")
+        return alloc_id
 
-    def states(self, job_ids: Iterable[str]) -> dict[str, SchedulerState]:
+    def states(self, ids: Iterable[str]) -> dict[str, SchedulerState]:
         out: dict[str, SchedulerState] = {}
-        for job_id in job_ids:
-            try:
-                job = self.store.get(job_id)
-            except Exception:
-                continue
-            out[job_id] = self._state_of(job_id, job)
+        for alloc_id in ids:
+            directory = self._directory(alloc_id)
+            if directory is not None:
+                out[alloc_id] = self._state_of(alloc_id, directory)
         return out
 
-    def _state_of(self, job_id: str, job: JobDir) -> SchedulerState:
-        info: dict[str, Any] = read_json(job.file("local.json")) or {}
+    def _state_of(self, alloc_id: str, directory: Path) -> SchedulerState:
+        info: dict[str, Any] = read_json(directory / "local.json") or {}
         phase = info.get("phase")
-        cancelled = job.is_cancelled()
+        cancelled = (directory / "cancelled").exists()
         if phase == "finished":
             code = int(info.get("exit_code", 1))
             ended = info.get("ended")
             exit_code = f"0:{-code}" if code < 0 else f"{code}:0"
-            if cancelled and job.result() is None:
+            if cancelled and JobDir(directory).result() is None:
                 # Whatever the exit code: a SIGTERM can land between fork and exec of the step.
-                return SchedulerState(job_id, "CANCELLED", "cancelled by user", exit_code, ended)
+                return SchedulerState(alloc_id, "CANCELLED", "cancelled by user", exit_code, ended)
             if code == 0:
-                return SchedulerState(job_id, "COMPLETED", "", exit_code, ended)
-            return SchedulerState(job_id, "FAILED", "NonZeroExitCode", exit_code, ended)
+                return SchedulerState(alloc_id, "COMPLETED", "", exit_code, ended)
+            return SchedulerState(alloc_id, "FAILED", "NonZeroExitCode", exit_code, ended)
         pid = info.get("pid")
         started = info.get("submitted", 0.0)
-        alive = pid_alive(pid) if pid else time.time() - started < RUNNER_START_GRACE
+        alive = pid_alive(pid) if pid else time.time() - started < START_GRACE
         if not alive:
             if cancelled:
-                return SchedulerState(job_id, "CANCELLED", "cancelled by user")
-            return SchedulerState(job_id, "NODE_FAIL", "the local runner process died")
+                return SchedulerState(alloc_id, "CANCELLED", "cancelled by user")
+            return SchedulerState(alloc_id, "NODE_FAIL", "the local runner process died")
         if phase == "running":
-            return SchedulerState(job_id, "RUNNING")
-        return SchedulerState(job_id, "PENDING", "Resources: waiting for the QPU")
+            return SchedulerState(alloc_id, "RUNNING")
+        return SchedulerState(alloc_id, "PENDING", "Resources: waiting for the QPU")
 
-    def cancel(self, job_ids: Iterable[str]) -> None:
-        for job_id in job_ids:
-            job = self.store.get(job_id)
-            info = read_json(job.file("local.json")) or {}
+    def cancel(self, ids: Iterable[str]) -> None:
+        for alloc_id in ids:
+            directory = self._directory(alloc_id)
+            info = read_json(directory / "local.json") if directory else None
+            info = info or {}
             pgid = info.get("pgid")
             if info.get("phase") == "finished" or not pgid or not pid_alive(info.get("pid")):
                 continue

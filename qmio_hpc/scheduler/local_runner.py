@@ -1,8 +1,10 @@
-"""The detached process behind one local job: wait for the QPU, run the batch step, record the end.
+"""The detached process behind one local allocation: wait for the QPU, run the command, record the end.
 
-Run as ``python -m qmio_hpc.scheduler.local_runner JOB_DIR TICKET LOCK``. It forks at once and the
-first process exits, so the runner is reparented away from whoever submitted the job. It imports
-nothing heavy: it only queues, runs ``python -m qmio_hpc.step`` and writes ``local.json``.
+Run as ``python -m qmio_hpc.scheduler.local_runner DIR TICKET LOCK -- ARG...``: it waits its turn
+in the first-come-first-served queue of tickets (``fifo``), holds the QPU lock, and runs
+``python ARG...`` in ``DIR`` (the batch step of one job, or a session's worker), writing
+``DIR/local.json`` as it goes. It forks at once and the first process exits, so the runner is
+reparented away from whoever submitted it. It imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -15,41 +17,15 @@ import sys
 import time
 from pathlib import Path
 
-from ..store import JobDir, read_json, write_json_atomic
-
-POLL_SECONDS = 0.1
-TICKET_START_GRACE = 30.0
+from ..fifo import FifoQueue
+from ..store import read_json, write_json_atomic
 
 
-def _ticket_alive(ticket: Path) -> bool:
-    from .local import pid_alive
-    try:
-        text = ticket.read_text().strip()
-        age = time.time() - ticket.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    if not text:  # its runner has not started yet
-        return age < TICKET_START_GRACE
-    return pid_alive(int(text))
-
-
-def _wait_for_turn(ticket: Path) -> None:
-    """Block until ``ticket`` is the oldest ticket whose runner is alive."""
-    while True:
-        for other in sorted(ticket.parent.iterdir()):
-            if other == ticket:
-                return
-            if other.name.startswith(".") or _ticket_alive(other):
-                break
-            other.unlink(missing_ok=True)  # a dead runner's ticket
-        time.sleep(POLL_SECONDS)
-
-
-def run(job_dir: Path, ticket: Path, lock_path: Path) -> int:
-    job = JobDir(job_dir)
-    record = read_json(job.file("local.json")) or {}
+def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
+    state_file = directory / "local.json"
+    record = read_json(state_file) or {}
     info = {**record, "pid": os.getpid(), "pgid": os.getpgid(0)}
-    write_json_atomic(job.file("local.json"), {**info, "phase": "queued"})
+    write_json_atomic(state_file, {**info, "phase": "queued"})
     ticket.write_text(str(os.getpid()))
     child: subprocess.Popen[bytes] | None = None
     code = 1
@@ -63,17 +39,17 @@ def run(job_dir: Path, ticket: Path, lock_path: Path) -> int:
     signal.signal(signal.SIGINT, on_term)
     lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        _wait_for_turn(ticket)
+        FifoQueue(ticket.parent).wait_turn(ticket)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if job.is_cancelled():
+        if (directory / "cancelled").exists():
             code = -signal.SIGTERM
             return code
-        write_json_atomic(job.file("local.json"),
-                          {**info, "phase": "running", "started": time.time()})
-        with open(job.file("step.out"), "ab") as out, open(job.file("step.err"), "ab") as err:
-            os.chmod(job.file("step.out"), 0o600)
-            os.chmod(job.file("step.err"), 0o600)
-            child = subprocess.Popen([sys.executable, "-m", "qmio_hpc.step", str(job_dir)],
+        write_json_atomic(state_file, {**info, "phase": "running", "started": time.time()})
+        out_path, err_path = directory / "local.out", directory / "local.err"
+        with open(out_path, "ab") as out, open(err_path, "ab") as err:
+            os.chmod(out_path, 0o600)
+            os.chmod(err_path, 0o600)
+            child = subprocess.Popen([sys.executable, *args], cwd=directory,
                                      stdin=subprocess.DEVNULL, stdout=out, stderr=err)
             code = child.wait()
         return code
@@ -88,19 +64,23 @@ def run(job_dir: Path, ticket: Path, lock_path: Path) -> int:
             code = -signal.SIGTERM if exc.code == 128 + signal.SIGTERM else -signal.SIGINT
         return code
     finally:
-        write_json_atomic(job.file("local.json"),
+        write_json_atomic(state_file,
                           {**info, "phase": "finished", "exit_code": code, "ended": time.time()})
         ticket.unlink(missing_ok=True)
         os.close(lock_fd)
 
 
 def main(argv: list[str]) -> int:
-    job_dir, ticket, lock = (Path(a) for a in argv[1:4])
+    if len(argv) < 6 or argv[4] != "--":
+        print("usage: python -m qmio_hpc.scheduler.local_runner DIR TICKET LOCK -- ARG...",
+              file=sys.stderr)
+        return 2
+    directory, ticket, lock = (Path(a) for a in argv[1:4])
     if os.fork() != 0:
         return 0  # the submitter reaps this process at once; the child carries on
     os.umask(0o077)
     sys.stdin.close()
-    run(job_dir, ticket, lock)
+    run(directory, ticket, lock, argv[5:])
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The Slurm batch script of one job: a template filled in from the settings and the job directory.
+"""The Slurm batch script of one allocation: a template filled in from the settings, the command to
+run (one job's batch step, or a session's worker) and the directory it runs in.
 
 Two programs read the script, and no value may fool either of them. sbatch reads the ``#SBATCH``
 lines without a shell: it splits them on blanks, honours quotes and backslashes, and treats an
@@ -22,6 +23,7 @@ import sys
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Sequence
 
 from ..config import Settings
 from ..errors import ConfigError
@@ -44,7 +46,7 @@ _RESERVED_SHORT = ("-o", "-e", "-D")
 MODULES_INIT = ("command -v module >/dev/null 2>&1 "
                 "|| . /etc/profile.d/modules.sh 2>/dev/null || true")
 
-PLACEHOLDERS = ("sbatch_directives", "module_loads", "python", "job_dir")
+PLACEHOLDERS = ("sbatch_directives", "module_loads", "command", "python", "job_dir")
 
 
 def template_path(settings: Settings) -> Traversable:
@@ -61,11 +63,13 @@ def template_path(settings: Settings) -> Traversable:
     return resources.files("qmio_hpc").joinpath("templates", TEMPLATE_NAME)
 
 
-def render_batch_script(settings: Settings, job: JobDir, *, python: str | None = None) -> str:
-    """The batch script that runs ``python -m qmio_hpc.step`` on ``job`` under Slurm.
+def render_batch_script(settings: Settings, job: JobDir, *, python: str | None = None,
+                        args: Sequence[str] | None = None, name: str = "qmio") -> str:
+    """The batch script that runs ``python ARG...`` in ``job``'s directory under Slurm.
 
-    ``python`` is the interpreter to use when ``slurm.python`` is empty (default: this one).
-    Raises ConfigError for a value that could not be written safely or a broken template.
+    ``args`` default to the batch step of that job (``-m qmio_hpc.step DIR``). ``python`` is the
+    interpreter to use when ``slurm.python`` is empty (default: this one). ``name`` is the Slurm
+    job name. Raises ConfigError for a value that could not be written safely or a broken template.
     """
     path = template_path(settings)
     try:
@@ -75,10 +79,14 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
     job_dir = str(job.path.absolute())
     interpreter = settings.get("slurm.python") or python or sys.executable
     _no_nul("slurm.python", interpreter)
-    directives = sbatch_directives(settings, job_dir)
+    directives = sbatch_directives(settings, job_dir, name)
+    command = [interpreter, *(args if args is not None else ["-m", "qmio_hpc.step", job_dir])]
+    for arg in command:
+        _no_nul("command", arg)
     values = {
         "sbatch_directives": "\n".join(f"#SBATCH {d}" for d in directives),
         "module_loads": module_loads(settings),
+        "command": shlex.join(command),
         "python": shlex.quote(interpreter),
         "job_dir": shlex.quote(job_dir),
     }
@@ -94,9 +102,9 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
     return script
 
 
-def sbatch_directives(settings: Settings, job_dir: str) -> list[str]:
+def sbatch_directives(settings: Settings, job_dir: str, name: str = "qmio") -> list[str]:
     """The options for the ``#SBATCH`` lines, in order, without the ``#SBATCH`` prefix."""
-    out = ["--job-name=qmio"]
+    out = [f"--job-name={name}"]
     if settings.get("slurm.partition"):
         out.append(f"--partition={_value(settings, 'slurm.partition')}")
     out += ["--nodes=1", "--ntasks=1"]

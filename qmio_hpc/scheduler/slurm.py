@@ -16,7 +16,8 @@ import subprocess
 import sys
 import time
 from abc import abstractmethod
-from typing import Iterable
+from pathlib import Path
+from typing import Iterable, Sequence
 
 from ..config import Settings
 from ..errors import SchedulerError
@@ -75,20 +76,23 @@ class SlurmScheduler(Scheduler):
 
     # -- the interface ----------------------------------------------------------------------------
 
-    def render(self, job: JobDir) -> str:
-        return render_batch_script(self.settings, job, python=sys.executable)
+    def render(self, job: JobDir, args: Sequence[str] | None = None, name: str = "qmio") -> str:
+        return render_batch_script(self.settings, job, python=sys.executable, args=args,
+                                   name=name)
 
-    def submit(self, job: JobDir) -> str:
+    def submit_command(self, args: Sequence[str], directory: Path, *, kind: str = "job") -> str:
         # job.sbatch is written before the hook runs: the pyslurm adapter submits that file.
-        script = self.render(job)
-        path = job.file("job.sbatch")
+        where = JobDir(directory)
+        script = self.render(where, args, name="qmio" if kind == "job" else f"qmio-{kind}")
+        path = where.file("job.sbatch")
         path.write_text(script)
         path.chmod(0o600)
-        job_id = self._submit_script(script, job)
-        self.store.link(job_id, job)
-        job.write_scheduler_record("slurm", job_id, adapter=self.adapter)
-        self._watched.add(job_id)
-        return job_id
+        slurm_id = self._submit_script(script, where)
+        self._watched.add(slurm_id)
+        return slurm_id
+
+    def record_extra(self) -> dict[str, str]:
+        return {"adapter": self.adapter}
 
     def states(self, job_ids: Iterable[str]) -> dict[str, SchedulerState]:
         wanted = list(job_ids)
@@ -132,53 +136,3 @@ class SlurmScheduler(Scheduler):
 
     def describe(self) -> str:
         return f"slurm ({self.adapter}; partition {self.settings.get('slurm.partition')})"
-
-
-def _pyslurm_matches() -> tuple[bool, str]:
-    """pyslurm imports and its major.minor equals the running Slurm's (22.5.x for 22.05)."""
-    try:
-        import pyslurm  # type: ignore[import-not-found]  # noqa: PLC0415
-    except ImportError:
-        return False, "pyslurm is not installed"
-    except Exception as exc:  # a pyslurm built for another Slurm fails at import
-        return False, f"pyslurm does not load ({exc})"
-    try:
-        out = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, timeout=10)
-        running = out.stdout.split()[-1]  # "slurm 22.05.8"
-    except (OSError, subprocess.TimeoutExpired, IndexError):
-        return False, "cannot tell the running Slurm's version"
-    from .slurm_pyslurm import REQUIRED_API  # noqa: PLC0415
-    ours = str(getattr(pyslurm, "__version__", "0.0")).split(".")
-    try:
-        theirs = [str(int(part)) for part in running.split(".")[:2]]
-    except ValueError:
-        return False, f"cannot read the running Slurm's version from {running!r}"
-    if ours[:2] != theirs:
-        return False, f"pyslurm {'.'.join(ours)} does not match Slurm {running}"
-    missing = [name for name in REQUIRED_API if not hasattr(pyslurm, name)]
-    if missing:  # the job API arrived in pyslurm 22.5.2
-        return False, f"pyslurm {'.'.join(ours)} lacks {', '.join(missing)} (needs >= 22.5.2)"
-    return True, f"pyslurm {'.'.join(ours)}"
-
-
-_notice_given = False
-
-
-def make_slurm_scheduler(settings: Settings, store: JobStore) -> SlurmScheduler:
-    """The pyslurm adapter where pyslurm matches the running Slurm; the CLI adapter otherwise."""
-    global _notice_given
-    wanted = settings.get("slurm.adapter")
-    ok, why = (False, "slurm.adapter = cli") if wanted == "cli" else _pyslurm_matches()
-    if wanted == "pyslurm" and not ok:
-        raise SchedulerError(f"slurm.adapter is 'pyslurm' but {why}; set it to 'auto' or 'cli'")
-    if ok:
-        from .slurm_pyslurm import PySlurmScheduler  # noqa: PLC0415
-        return PySlurmScheduler(settings, store)
-    if not _notice_given and "not installed" not in why and wanted != "cli":
-        print(f"qmio: notice: using the Slurm command-line tools: {why}", file=sys.stderr)
-        _notice_given = True
-    from .slurm_cli import SlurmCLIScheduler  # noqa: PLC0415
-    scheduler = SlurmCLIScheduler(settings, store)
-    scheduler.adapter = f"command-line tools; {why}"
-    return scheduler
-

@@ -1,0 +1,78 @@
+"""How to reach the QPU: one record, built once from the settings, read by everything that connects.
+
+The batch step, the session worker and the emulator launcher all need the same facts: the
+endpoint, or that the endpoint is the built-in emulator (its port, and the options it is started
+with), and the timeouts of the client. They travel in a job's or a session's spec as one
+dictionary (``Connection.to_dict``), so what runs on the compute node uses exactly what the
+submitter chose, whatever that node's own settings say.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .config import BUILTIN_ENDPOINT, Settings
+
+if TYPE_CHECKING:  # the record itself stays light: no ZMQ until a client is opened
+    from .transport import QPUClient
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where the QPU is and how long to wait for it."""
+
+    endpoint: str
+    store: str
+    emulator_port: int = 5556
+    emulator_idle_exit: float = 900.0
+    emulator_time_model: bool = False
+    emulator_noise: bool = False
+    connect_timeout: float = 10.0
+    reply_timeout: float = 60.0
+    retries: int = 2
+    assumed_repetition_period: float = 1e-4
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Connection":
+        return cls(**{f.name: settings.get(f.name) for f in fields(cls)})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Connection":
+        """From a spec: unknown keys (a newer writer) are ignored, missing ones take defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def uses_builtin_emulator(self) -> bool:
+        return self.endpoint == BUILTIN_ENDPOINT
+
+    @property
+    def address(self) -> str:
+        """The ZMQ address a client connects to: the built-in emulator lives on loopback."""
+        if self.uses_builtin_emulator:
+            return f"tcp://127.0.0.1:{self.emulator_port}"
+        return self.endpoint
+
+    def ensure_endpoint(self) -> str:
+        """The address, after starting the built-in emulator on this host if it is the endpoint."""
+        if self.uses_builtin_emulator:
+            from .emulator.launcher import ensure_emulator  # noqa: PLC0415 - only if needed
+            ensure_emulator(self)
+        return self.address
+
+    def client(self) -> "QPUClient":
+        """A client for the endpoint (started first if it is the built-in emulator)."""
+        from .transport import QPUClient  # noqa: PLC0415
+        return QPUClient(self.ensure_endpoint(), connect_timeout=self.connect_timeout,
+                         reply_timeout=self.reply_timeout, retries=self.retries,
+                         assumed_repetition_period=self.assumed_repetition_period)
+
+    @property
+    def emulator_dir(self) -> Path:
+        """Where an emulator started on demand keeps its lock, pid and log: inside the store."""
+        return Path(self.store) / "emulator"
