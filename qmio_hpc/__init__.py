@@ -8,11 +8,14 @@ __version__ = "0.1.0"
 
 from .errors import (ConfigError, EndpointError, EndpointTimeoutError,  # noqa: E402
                      EndpointUnreachableError, JobFailedError, JobNotFoundError, JobTimeoutError,
-                     ProgramError, QmioError, QPUError, SchedulerError)
+                     ProgramError, QmioError, QPUError, SchedulerError, SessionClosedError,
+                     SessionNotFoundError)
 from .service import QmioRuntimeService  # noqa: E402
+from .session import Batch, Session  # noqa: E402
 
 __all__ = [
     "ConfigError", "EndpointError", "EndpointTimeoutError", "EndpointUnreachableError",
     "JobFailedError", "JobNotFoundError", "JobTimeoutError", "ProgramError", "QPUError",
-    "QmioError", "QmioRuntimeService", "SchedulerError", "__version__",
+    "QmioError", "QmioRuntimeService", "SchedulerError", "Session", "SessionClosedError",
+    "SessionNotFoundError", "Batch", "__version__",
 ]

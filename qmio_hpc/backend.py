@@ -12,6 +12,7 @@ Two ways in:
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 from qiskit import QuantumCircuit, transpile
@@ -25,11 +26,13 @@ from .errors import ProgramError, QmioError
 from .job import QmioJob
 from .protocol import RESULTS_FORMATS, ExecutionOptions
 from .scheduler import in_allocation
+from .session import current_session
 from .target import build_target
 from .transport import QPUClient
 
 if TYPE_CHECKING:
     from .service import QmioRuntimeService
+    from .session import Session
 
 
 class NotConnectedError(QmioError, RuntimeError):
@@ -48,6 +51,7 @@ class QmioBackend(BackendV2):
         self._calibration: Calibration | None = None
         self._client: QPUClient | None = None
         self._connected = False
+        self._session: "Session | None" = None
         self.options.set_validator("shots", (1, 10**7))
         self.options.set_validator("memory", bool)
         self.options.set_validator("res_format", list(RESULTS_FORMATS))
@@ -114,8 +118,28 @@ class QmioBackend(BackendV2):
 
     # -- Qiskit -----------------------------------------------------------------------------------
 
+    def in_session(self, session: "Session") -> "QmioBackend":
+        """This backend, with ``run`` going into ``session`` (what ``mode=session`` uses)."""
+        bound = copy.copy(self)
+        bound._session = session
+        return bound
+
+    def _session_for_run(self, explicit: "Session | None") -> "Session | None":
+        """Where ``run`` goes: the session given, the one this backend is bound to, or that of
+        the innermost ``with Session(...)`` on this backend's service."""
+        if explicit is not None:
+            return explicit
+        if self._session is not None:
+            return self._session
+        active = current_session()
+        if (active is not None and active.backend() == self.name
+                and active.service.manager.store.root == self._service.manager.store.root):
+            return active
+        return None
+
     def run(self, run_input: QuantumCircuit | list[QuantumCircuit] | None = None,
             program: str | None = None, **options: Any) -> QmioJob | dict[str, Any]:
+        session = self._session_for_run(options.pop("_session", None))
         if program is not None:
             return self._run_program(program, options.pop("shots", None), **options)
         if run_input is None:
@@ -137,11 +161,14 @@ class QmioBackend(BackendV2):
         for circuit in circuits:
             check_circuit(circuit, self.target)
         cal = self.calibration
+        # Qiskit wrote these programs from circuits that passed check_circuit: the batch step
+        # (or the session's worker) need not parse them again.
         programs = [{"name": c.name, "program": to_qasm(c, merged["qasm_version"]),
-                     "metadata": c.metadata or {}} for c in circuits]
+                     "metadata": c.metadata or {}, "checked": True} for c in circuits]
         calibration = {"source": cal.source,
                        "taken_at": cal.taken_at.isoformat() if cal.taken_at else None}
         job_id = self._service.manager.submit(
             programs, exec_options,
-            meta={"memory": bool(merged["memory"]), "result": {"calibration": calibration}})
+            meta={"memory": bool(merged["memory"]), "result": {"calibration": calibration}},
+            session=session.session_id if session is not None else None)
         return QmioJob(self, job_id, self._service.manager)

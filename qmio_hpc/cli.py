@@ -1,7 +1,8 @@
 """The ``qmio`` command. Imports Qiskit only in commands that need it (not status, jobs, cancel).
 
 Exit codes: 0 success; 1 the job ended in ERROR or CANCELLED; 2 bad input or usage; 3 no such
-job; 4 the QPU endpoint failed; 5 the scheduler failed; 6 gave up waiting (the job goes on).
+job; 4 the QPU endpoint failed; 5 the scheduler failed; 6 gave up waiting (the job goes on);
+7 the session takes no new jobs.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ Exit codes:
   3  no such job
   4  the QPU endpoint failed (unreachable, no answer, QPU error)
   5  the scheduler (Slurm or the local executor) failed
-  6  gave up waiting; the job itself goes on"""
+  6  gave up waiting; the job itself goes on
+  7  the session takes no new jobs (closed, cancelled, ended, out of time)"""
 
 
 def _fail(message: str, code: int) -> None:
@@ -109,19 +111,27 @@ def _read_program(path: str) -> str:
               help="Where the job runs (overrides the setting 'executor').")
 @click.option("--dry-run", is_flag=True,
               help="Print the batch script that would be submitted, and submit nothing.")
+@click.option("--session", "session_id", metavar="ID",
+              help="Queue the job into session ID ('qmio session start') instead of an "
+                   "allocation of its own.")
 @click.pass_context
 @handle_errors
 def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_format: str,
            repetition_period: float | None, optimization: str | None, wait: bool,
-           timeout: float | None, as_json: bool, executor: str | None, dry_run: bool) -> None:
+           timeout: float | None, as_json: bool, executor: str | None, dry_run: bool,
+           session_id: str | None) -> None:
     """Submit OpenQASM program FILE(s) as one job ('-' reads standard input).
 
     All files go out together, as one job that holds the QPU once. The job id is printed at once;
     with --wait the command also waits and prints the counts, in Qiskit's bit order (c[0] is the
-    rightmost character).
+    rightmost character). With --session the job runs in that session's allocation, after the
+    jobs queued there before it.
     """
     if executor:
         ctx.obj["overrides"]["executor"] = executor
+    if session_id and (dry_run or executor):
+        raise ProgramError("--session cannot go with --dry-run or --executor: the session's "
+                           "allocation runs the job")
     manager = _manager(ctx)
     programs = [{"name": Path(f).stem if f != "-" else "stdin", "program": _read_program(f)}
                 for f in files]
@@ -132,13 +142,15 @@ def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_fo
     if dry_run:
         click.echo(manager.dry_run(programs, options), nl=False)
         return
-    job_id = manager.submit(programs, options)
+    job_id = manager.submit(programs, options, session=session_id)
+    where = f"session {session_id}" if session_id else f"{manager.executor} executor"
     if not as_json:
-        click.echo(f"Submitted job {job_id} ({manager.executor} executor, {len(programs)} "
-                   f"program(s), {options.shots} shots)")
+        click.echo(f"Submitted job {job_id} ({where}, {len(programs)} program(s), "
+                   f"{options.shots} shots)")
     if not wait:
         if as_json:
-            click.echo(json.dumps({"job_id": job_id, "executor": manager.executor}))
+            click.echo(json.dumps({"job_id": job_id, "executor": "session" if session_id
+                                   else manager.executor, "session_id": session_id}))
         return
     status = manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
     _print_result(manager, job_id, status, as_json)
@@ -296,6 +308,36 @@ def cancel(ctx: click.Context, job_ids: tuple[str, ...]) -> None:
             click.echo(f"{job_id}: cancel requested (was {status.name})")
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("job_id", metavar="ID")
+@click.option("--session", "session_id", metavar="ID",
+              help="Send it into this session (default: an allocation of its own).")
+@click.option("--wait", is_flag=True, help="Wait for the new job and print its counts.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def resubmit(ctx: click.Context, job_id: str, session_id: str | None, wait: bool,
+             as_json: bool) -> None:
+    """Send job ID's programs and options again, as a new job.
+
+    For a job that ended without a result: cancelled, failed, or caught by the end of its
+    session ("the session ended before it ran"). The old job stays as it was.
+    """
+    manager = _manager(ctx)
+    spec = manager.spec(job_id)
+    options = ExecutionOptions(**spec["options"])
+    programs = [{k: v for k, v in entry.items() if k != "registers"} for entry in spec["programs"]]
+    new_id = manager.submit(programs, options, meta=spec.get("meta"), session=session_id)
+    if as_json and not wait:
+        click.echo(json.dumps({"job_id": new_id, "resubmitted_from": job_id}))
+        return
+    if not as_json:
+        click.echo(f"Submitted job {new_id} (again: the programs of {job_id})")
+    if wait:
+        status = manager.wait(new_id, on_status=_progress(new_id, as_json))
+        _print_result(manager, new_id, status, as_json)
+
+
 # -- the device -----------------------------------------------------------------------------------
 
 def _calibration_summary(settings: Settings) -> dict[str, Any]:
@@ -441,6 +483,11 @@ def config(ctx: click.Context, as_json: bool) -> None:
         click.echo(f"{r['name']:<{width}}  {json.dumps(r['value']):<40}  ({r['origin']})")
     click.echo(f"\nexecutor in use: {manager.scheduler().describe()}")
     click.echo(f"endpoint in use: {manager.settings.resolved_endpoint}")
+
+
+from .cli_session import session  # noqa: E402 - registers 'qmio session ...'
+
+cli.add_command(session)
 
 
 def main() -> None:

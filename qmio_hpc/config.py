@@ -63,6 +63,16 @@ FIELDS: tuple[Field, ...] = (
     Field("retries", int, 2, "times a request is re-sent on a fresh socket after a timeout"),
     Field("assumed_repetition_period", float, 1e-4,
           "seconds per shot assumed for timeouts when repetition_period is not set"),
+    Field("session.idle_timeout", float, 120.0,
+          "a session with no job for this many seconds releases the QPU (0: never)"),
+    Field("session.max_time", str, "01:00:00",
+          "a session's time limit: seconds or Slurm's [D-]HH:MM:SS (its Slurm --time)"),
+    Field("session.poll_interval", float, 1.0,
+          "seconds between a session worker's looks at its queue directory, for clients that "
+          "cannot reach its channel"),
+    Field("session.bind", str, "",
+          "address a session's worker listens on ('' = loopback locally, the node's address "
+          "under Slurm)"),
     Field("calibration_dir", str, "", "directory of calibration files (newest wins); '' = built-in"),
     Field("slurm.partition", str, "qpu", "partition that holds the QPU"),
     Field("slurm.adapter", str, "auto",
@@ -210,6 +220,14 @@ class Settings:
         for name in ("connect_timeout", "reply_timeout"):
             if self._values[name] <= 0:
                 raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be positive")
+        for name in ("session.idle_timeout",):
+            if not self._values[name] >= 0 or self._values[name] == float("inf"):
+                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be a finite "
+                                  f"number of seconds >= 0")
+        if not 0 < self._values["session.poll_interval"] <= 60:
+            raise ConfigError(f"setting 'session.poll_interval' "
+                              f"({self.origin('session.poll_interval')}) must be between 0 and "
+                              f"60 seconds")
         if self._values["retries"] < 0:
             raise ConfigError(f"setting 'retries' ({self.origin('retries')}) must be >= 0")
 

@@ -31,6 +31,16 @@ class JobNotFoundError(QmioError):
     exit_code = 3
 
 
+class SessionNotFoundError(JobNotFoundError):
+    """No session with that id exists in the job store (or the id is malformed)."""
+
+
+class SessionClosedError(QmioError):
+    """The session takes no new jobs: closed, cancelled, ended, or out of time. Start a new one."""
+
+    exit_code = 7
+
+
 class EndpointError(QmioError):
     """Base for failures talking to the QPU control server; the message names the endpoint."""
 

@@ -9,9 +9,10 @@ status from the executor's word plus the job directory (``states.resolve``).
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .config import Settings
 from .connection import Connection
@@ -20,6 +21,9 @@ from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
 from .states import Status, resolve
 from .store import JobDir, JobStore
+
+if TYPE_CHECKING:
+    from .sessions import Sessions
 
 _QASM2_CREG = re.compile(r"^\s*creg\s+([A-Za-z_][\w]*)\s*\[\s*(\d+)\s*\]", re.MULTILINE)
 _QASM3_BIT = re.compile(r"^\s*(?:output\s+)?bit\s*(?:\[\s*(\d+)\s*\])?\s+([A-Za-z_][\w]*)\s*[;=]",
@@ -33,6 +37,12 @@ def classical_registers(program: str) -> list[tuple[str, int]]:
     return regs
 
 
+def has_outcome(job: JobDir) -> bool:
+    """A cheap look: has the job a result, an error or a cancel mark on disk?"""
+    return any(os.path.exists(job.file(name)) for name in ("result.json", "error.json",
+                                                            "cancelled"))
+
+
 class JobManager:
     """Jobs in one store, under one set of settings."""
 
@@ -42,6 +52,7 @@ class JobManager:
         self.connection = Connection.from_settings(self.settings)
         self._schedulers: dict[str, Scheduler] = {}
         self._executor: str | None = None
+        self._sessions: "Sessions | None" = None
 
     # -- executors --------------------------------------------------------------------------------
 
@@ -53,10 +64,28 @@ class JobManager:
         return self._executor
 
     def scheduler(self, name: str | None = None) -> Scheduler:
+        """The executor ``name`` (default: where new jobs go). ``session`` answers for jobs in
+        sessions (``scheduler.session``)."""
         name = name or self.executor
         if name not in self._schedulers:
-            self._schedulers[name] = get_scheduler(name, self.settings, self.store)
+            if name == "session":
+                from .scheduler.session import SessionJobs  # noqa: PLC0415
+                self._schedulers[name] = SessionJobs(self.sessions)  # type: ignore[assignment]
+            else:
+                self._schedulers[name] = get_scheduler(name, self.settings, self.store)
         return self._schedulers[name]
+
+    def scheduler_with(self, name: str, **settings: Any) -> Scheduler:
+        """A new executor ``name`` whose settings differ (a session's own time limit)."""
+        return get_scheduler(name, self.settings.replace(**settings), self.store)
+
+    @property
+    def sessions(self) -> "Sessions":
+        """The sessions of this store (``sessions.Sessions``)."""
+        if self._sessions is None:
+            from .sessions import Sessions  # noqa: PLC0415 - imports ZMQ
+            self._sessions = Sessions(self)
+        return self._sessions
 
     # -- submission -------------------------------------------------------------------------------
 
@@ -82,8 +111,11 @@ class JobManager:
         }
 
     def submit(self, programs: list[dict[str, Any]], options: ExecutionOptions,
-               meta: dict[str, Any] | None = None) -> str:
-        """Create the job directory and hand it to the executor; returns the job id."""
+               meta: dict[str, Any] | None = None, session: str | None = None) -> str:
+        """Create the job directory and hand it to the executor (or queue it into ``session``);
+        returns the job id."""
+        if session is not None:
+            return self.sessions.submit(session, programs, options, meta)
         spec = self.build_spec(programs, options, meta)
         job = self.store.create(spec)
         try:
@@ -128,20 +160,38 @@ class JobManager:
 
     def wait(self, job_id: str, timeout: float | None = None,
              on_status: Callable[[Status], None] | None = None) -> Status:
-        """Poll until the job is final, backing off from 0.1 s to 2 s between queries."""
+        """Wait until the job is final.
+
+        A job in a session is waited for on the session's channel, which says at once when it
+        is final, with the scheduler asked at most once a second (to notice a session that
+        died). Other jobs are polled, backing off from 0.1 s to 2 s between queries."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        job = self.store.get(job_id)
+        session = (job.scheduler_record() or {}).get("session")
         delay = 0.1
+        # A session's job is not looked up with the scheduler before its first second: the
+        # channel says when it is final, and a session that died is noticed within a second.
+        next_query = 0.0 if session is None or has_outcome(job) else time.monotonic() + 1.0
+        status = Status("QUEUED", "submitted")
         while True:
-            status = self.status(job_id)
-            if on_status is not None:
-                on_status(status)
-            if status.final:
-                return status
+            now = time.monotonic()
+            if session is None or now >= next_query or has_outcome(job):
+                status = self.status(job_id)
+                if on_status is not None:
+                    on_status(status)
+                if status.final:
+                    return status
+                next_query = now + 1.0
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobTimeoutError(f"job {job_id} is still {status.name} after {timeout:g} s "
                                       f"({status.detail}); it keeps running")
-            time.sleep(delay if deadline is None else
-                       max(0.0, min(delay, deadline - time.monotonic())))
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if session is not None:
+                pause = max(0.0, next_query - time.monotonic())
+                self.sessions.pause(session, job, job_id, pause if left is None
+                                    else min(pause, left))
+                continue
+            time.sleep(delay if left is None else min(delay, left))
             delay = min(delay * 1.5, 2.0)
 
     # -- outcome ----------------------------------------------------------------------------------

@@ -45,6 +45,21 @@ class QmioRuntimeService:
         self.manager.store.get(job_id)
         return QmioJob(self.backend("qpu"), job_id, self.manager)
 
+    def sessions(self) -> list["Session"]:
+        """Every session in the job store, oldest first (open and closed)."""
+        from .session import Batch, Session  # noqa: PLC0415
+        backend = self.backend("qpu")
+        out = []
+        for session_id, directory in self.manager.store.session_ids():
+            cls = Batch if directory.spec().get("mode") == "batch" else Session
+            out.append(cls(backend, service=self, session_id=session_id))
+        return out
+
+    def session(self, session_id: str) -> "Session":
+        """The session with this id (``Session.from_id``)."""
+        from .session import Session  # noqa: PLC0415
+        return Session.from_id(session_id, self)
+
     def jobs(self) -> list["QmioJob"]:
         from .job import QmioJob  # noqa: PLC0415
         backend = self.backend("qpu")
@@ -56,3 +71,4 @@ from typing import TYPE_CHECKING  # noqa: E402
 if TYPE_CHECKING:  # keeps Qiskit out of ``import qmio_hpc.service``
     from .backend import QmioBackend
     from .job import QmioJob
+    from .session import Session

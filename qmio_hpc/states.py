@@ -121,9 +121,9 @@ def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None)
 
 def _from_directory(job: JobDir) -> Status:
     """The scheduler no longer knows the job: the directory is the last word. Never assume DONE."""
+    if job.is_cancelled():  # before the error: a cancelled step records why it stopped, too
+        return Status("CANCELLED", job.cancel_reason())
     error = job.error()
     if error:
         return Status("ERROR", str(error.get("message", "failed")))
-    if job.is_cancelled():
-        return Status("CANCELLED", "cancelled")
     return Status("ERROR", "lost: the scheduler no longer knows this job and it left no result")

@@ -58,13 +58,15 @@ def split_shots(shots: int, cap: int) -> list[int]:
 
 def check_job(job: JobDir) -> None:
     """VALIDATING: refuse the job's programs before the QPU (or an emulator) is touched."""
-    programs = job.spec()["programs"]
-    job.set_state("validating", f"checking {len(programs)} program(s)")
-    for entry in programs:
+    unchecked = [entry for entry in job.spec()["programs"] if not entry.get("checked")]
+    if not unchecked:  # the submitter parsed them already (a Qiskit circuit it wrote out)
+        return
+    job.set_state("validating", f"checking {len(unchecked)} program(s)")
+    for entry in unchecked:
         validate_program(entry["name"], entry["program"])
 
 
-def run_step(job: JobDir, client: QPUClient) -> int:
+def run_step(job: JobDir, client: QPUClient, *, durable: bool = True) -> int:
     """Run the job's (checked) programs through ``client`` and write the result.
 
     The client is open already: the batch step opens one for its single job, a session's worker
@@ -88,20 +90,25 @@ def run_step(job: JobDir, client: QPUClient) -> int:
         results.append({"name": entry["name"],
                         "reply": merge_replies(replies, options.res_format),
                         "executions": len(chunks), "shots": options.shots})
+    if not job.claim_outcome("step"):  # the session ended it meanwhile: that stays its end
+        log.warning("job %s already has an outcome; its late result is not written", job.key)
+        return EXIT_TERMINATED
     job.write_result({"results": results, "endpoint": endpoint, "started": started,
-                      "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")})
+                      "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")},
+                     durable=durable)
     job.set_state("done", "")
     return EXIT_OK
 
 
-def execute(job: JobDir, open_client: Callable[[], QPUClient]) -> int:
+def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool = True) -> int:
     """Check and run one job and record how it ended; returns the batch step's exit code.
 
     ``open_client`` (called after the check) gives the client to use (opening it may start the built-in emulator, and
-    fail): every failure, that one included, ends with an error file naming the reason."""
+    fail): every failure, that one included, ends with an error file naming the reason.
+    ``durable=False`` leaves the result's fsync to the caller (``JobDir.sync``)."""
     try:
         check_job(job)
-        return run_step(job, open_client())
+        return run_step(job, open_client(), durable=durable)
     except ProgramError as exc:
         return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
     except EndpointError as exc:
@@ -153,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _fail(job: JobDir, kind: str, message: str, code: int) -> int:
     log.error("%s: %s", kind, message)
-    if job.result() is None:
+    if job.claim_outcome("step"):
         job.write_error(kind, message)
         job.set_state("error", message)
     return code

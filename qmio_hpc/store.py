@@ -8,8 +8,10 @@ Layout under the store root (directories 0700, files 0600: a job is its owner's 
     jobs/<key>/result.json      the complete result; written to a temporary name, fsynced, renamed
     jobs/<key>/error.json       why the step failed, if it did
     jobs/<key>/cancelled        mark left by ``cancel``
-    jobs/<key>/step.out|err     the batch step's output
+    jobs/<key>/local.out|err    the batch step's output (slurm.out|err under Slurm)
     ids/<job id> -> ../jobs/<key>   index from the id users see to the directory
+    sessions/<key>/...          one session's directory (see ``SessionDir``)
+    session-ids/<session id> -> ../sessions/<key>
 
 Directories are created before the scheduler gives the job its id (the batch script must name its
 directory), so they carry an internal key and ``ids/`` maps ids to them.
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import JobNotFoundError, QmioError
+from .errors import JobNotFoundError, QmioError, SessionNotFoundError
 
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SPEC_VERSION = 1
@@ -39,21 +41,33 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` so readers see either nothing or the whole file, never a part of it."""
+def write_json_atomic(path: Path, data: Any, *, durable: bool = True,
+                      sync_dir: bool = True) -> None:
+    """Write ``data`` so readers see either nothing or the whole file, never a part of it.
+
+    ``durable`` also fsyncs the file and (with ``sync_dir``) its directory, so it survives a crash
+    of the node: for specs and results. Progress notes that the next write replaces anyway skip
+    it; a caller that writes several files syncs their directory once (``sync_directory``)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
+            json.dump(data, fh, separators=(",", ":"))
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
+    if durable and sync_dir:
+        sync_directory(path.parent)  # make the rename itself durable
+
+
+def sync_directory(path: Path) -> None:
+    """fsync a directory, so the names just created or renamed in it survive a crash."""
+    try:
+        dfd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(dfd)
         finally:
@@ -96,9 +110,10 @@ class JobDir:
     def scheduler_record(self) -> dict[str, Any] | None:
         return read_json(self.file("scheduler.json"))
 
-    def write_scheduler_record(self, executor: str, job_id: str, **extra: Any) -> None:
+    def write_scheduler_record(self, executor: str, job_id: str, *, durable: bool = True,
+                               **extra: Any) -> None:
         write_json_atomic(self.file("scheduler.json"),
-                          {"executor": executor, "job_id": job_id, **extra})
+                          {"executor": executor, "job_id": job_id, **extra}, durable=durable)
 
     # step progress
     def state(self) -> dict[str, Any] | None:
@@ -107,7 +122,7 @@ class JobDir:
     def set_state(self, phase: str, message: str = "") -> None:
         write_json_atomic(self.file("state.json"),
                           {"phase": phase, "message": message, "time": time.time(),
-                           "pid": os.getpid()})
+                           "pid": os.getpid()}, durable=False)
 
     # outcome
     def result(self) -> dict[str, Any] | None:
@@ -117,8 +132,23 @@ class JobDir:
             return data
         return None
 
-    def write_result(self, data: dict[str, Any]) -> None:
-        write_json_atomic(self.file("result.json"), {**data, "complete": True})
+    def write_result(self, data: dict[str, Any], *, durable: bool = True) -> None:
+        """Write the complete result. ``durable=False`` leaves the fsync to a later ``sync``
+        (a session's worker tells the waiting client first, then syncs)."""
+        write_json_atomic(self.file("result.json"), {**data, "complete": True}, durable=durable)
+
+    def sync(self, *names: str) -> None:
+        """fsync these files (those that exist) and the directory: make earlier writes durable."""
+        for name in names:
+            try:
+                fd = os.open(self.file(name), os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        sync_directory(self.path)
 
     def error(self) -> dict[str, Any] | None:
         return read_json(self.file("error.json"))
@@ -134,71 +164,176 @@ class JobDir:
         if not self.is_cancelled():
             write_json_atomic(self.file("cancelled"), {"reason": reason, "time": time.time()})
 
+    def cancel_reason(self) -> str:
+        data = read_json(self.file("cancelled"))
+        return str(data.get("reason", "cancelled")) if isinstance(data, dict) else "cancelled"
+
+    def claim_outcome(self, by: str) -> bool:
+        """Become the one writer of this job's outcome (result, error or cancel mark).
+
+        A session's worker and a client that finds the session dead may both want to end a job;
+        whoever creates ``outcome`` first writes it, so a final status never changes. A job with
+        an outcome already (older writers did not claim) cannot be claimed."""
+        if self.result() is not None or self.error() is not None:
+            return False
+        try:
+            fd = os.open(self.file("outcome"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return False
+        os.write(fd, f"{by} {os.getpid()} {time.time()}".encode())
+        os.close(fd)
+        return True
+
+
+class SessionDir(JobDir):
+    """One session's directory: its spec, its worker's record, its queue of jobs, its keys.
+
+    Layout (the same ``spec.json``, ``scheduler.json`` and ``cancelled`` as a job's)::
+
+        spec.json      mode, max_time, idle_timeout, the connection record
+        scheduler.json executor and allocation id (the session id)
+        worker.json    what the worker reports: phase, channel address, usage, why it ended
+        closed         mark: no new jobs (close(), the idle timeout, max_time)
+        counter        sequence numbers of the session's jobs; its lock orders submissions
+        jobs.txt       the session's job ids, one a line, in submission order
+        queue/<seq>    jobs waiting for the worker (``fifo``)
+        keys/          CURVE keys of the channel, the owner's alone
+    """
+
+    def worker_info(self) -> dict[str, Any]:
+        data = read_json(self.file("worker.json"))
+        return data if isinstance(data, dict) else {}
+
+    def write_worker_info(self, info: dict[str, Any], *, durable: bool = False) -> None:
+        write_json_atomic(self.file("worker.json"), info, durable=durable)
+
+    def is_closed(self) -> bool:
+        return self.file("closed").exists()
+
+    def closed_info(self) -> dict[str, Any]:
+        data = read_json(self.file("closed"))
+        return data if isinstance(data, dict) else {}
+
+    def mark_closed(self, reason: str) -> None:
+        if not self.is_closed():
+            write_json_atomic(self.file("closed"), {"reason": reason, "time": time.time()})
+
+    def job_ids(self) -> list[str]:
+        try:
+            return self.file("jobs.txt").read_text().split()
+        except FileNotFoundError:
+            return []
 
 
 class JobStore:
-    """The store root. Creates job directories and finds them again by id."""
+    """The store root. Creates job and session directories and finds them again by id."""
+
+    #: directory kind -> the folder of directories and the folder of id links
+    KINDS = {"job": ("jobs", "ids"), "session": ("sessions", "session-ids")}
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        self._ensured: set[str] = set()  # folders made (and checked 0700) by this process
 
-    def _ensure(self) -> None:
-        for sub in (self.root, self.root / "jobs", self.root / "ids"):
+    def _ensure(self, kind: str = "job") -> None:
+        if kind in self._ensured:
+            return
+        self._ensured.add(kind)
+        folders = self.KINDS[kind]
+        for sub in (self.root, *(self.root / f for f in folders)):
             sub.mkdir(mode=0o700, parents=True, exist_ok=True)
             if sub.stat().st_mode & 0o077:
                 os.chmod(sub, 0o700)
 
-    def create(self, spec: dict[str, Any]) -> JobDir:
-        """A new job directory holding ``spec``; not yet known by any id."""
-        self._ensure()
+    def _create(self, kind: str, spec: dict[str, Any], sync: bool = True) -> Path:
+        self._ensure(kind)
         now = time.time()  # keys sort in creation order, to the microsecond
         key = (time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) +
                f"-{int(now * 1e6) % 1_000_000:06d}-{secrets.token_hex(3)}")
-        path = self.root / "jobs" / key
+        path = self.root / self.KINDS[kind][0] / key
         path.mkdir(mode=0o700)
-        job = JobDir(path)
-        write_json_atomic(job.file("spec.json"), {"version": SPEC_VERSION, **spec})
-        return job
+        write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec}, durable=sync)
+        return path
 
-    def link(self, job_id: str, job: JobDir) -> None:
-        """Record that ``job_id`` names ``job``. Idempotent: the batch step links too."""
-        validate_job_id(job_id)
-        self._ensure()
-        link = self.root / "ids" / job_id
-        target = Path("..") / "jobs" / job.key
+    def create(self, spec: dict[str, Any], *, sync: bool = True) -> JobDir:
+        """A new job directory holding ``spec``; not yet known by any id. ``sync=False`` leaves
+        the fsyncs to the caller, who writes more first (``JobDir.sync``)."""
+        return JobDir(self._create("job", spec, sync))
+
+    def create_session(self, spec: dict[str, Any]) -> SessionDir:
+        """A new session directory holding ``spec``; not yet known by any id."""
+        return SessionDir(self._create("session", spec))
+
+    def _link(self, kind: str, an_id: str, directory: JobDir) -> None:
+        validate_job_id(an_id)
+        self._ensure(kind)
+        folder, index = self.KINDS[kind]
+        link = self.root / index / an_id
+        target = Path("..") / folder / directory.key
         try:
             os.symlink(target, link)
         except FileExistsError:
             if os.readlink(link) != str(target):
-                raise QmioError(f"job id {job_id} already names another job in {self.root}"
+                raise QmioError(f"{kind} id {an_id} already names another {kind} in {self.root}"
                                 ) from None
 
-    def _follow(self, link: Path) -> JobDir | None:
-        """The job directory ``link`` names, if it is a link to a directory inside ``jobs/``."""
-        if not link.is_symlink():
+    def link(self, job_id: str, job: JobDir) -> None:
+        """Record that ``job_id`` names ``job``. Idempotent: the batch step links too."""
+        self._link("job", job_id, job)
+
+    def link_session(self, session_id: str, session: SessionDir) -> None:
+        self._link("session", session_id, session)
+
+    def _follow(self, link: Path, kind: str = "job") -> Path | None:
+        """The directory ``link`` names, if it is a link of ours (``../<folder>/<key>``) to a
+        directory of that kind's folder. One readlink and one stat: no path resolution."""
+        try:
+            target = os.readlink(link)
+        except OSError:
             return None
-        path = link.resolve()
-        if not path.is_dir() or path.parent != (self.root / "jobs").resolve():
+        folder = self.KINDS[kind][0]
+        prefix = f"../{folder}/"
+        key = target[len(prefix):]
+        if not target.startswith(prefix) or not key or "/" in key or key.startswith("."):
             return None
-        return JobDir(path)
+        path = self.root / folder / key
+        return path if path.is_dir() else None
 
     def get(self, job_id: str) -> JobDir:
         validate_job_id(job_id)
-        job = self._follow(self.root / "ids" / job_id)
-        if job is None:
+        path = self._follow(self.root / "ids" / job_id)
+        if path is None:
             raise JobNotFoundError(f"no job {job_id} in the job store {self.root}; "
                                    f"'qmio jobs' lists the jobs there")
-        return job
+        return JobDir(path)
+
+    def get_session(self, session_id: str) -> SessionDir:
+        try:
+            validate_job_id(session_id)
+        except JobNotFoundError:
+            raise SessionNotFoundError(f"{session_id!r} is not a valid session id") from None
+        path = self._follow(self.root / "session-ids" / session_id, "session")
+        if path is None:
+            raise SessionNotFoundError(f"no session {session_id} in the job store {self.root}; "
+                                       f"'qmio session list' lists the sessions there")
+        return SessionDir(path)
+
+    def _ids(self, kind: str) -> list[tuple[str, Path]]:
+        index = self.root / self.KINDS[kind][1]
+        if not index.is_dir():
+            return []
+        entries = []
+        for link in index.iterdir():
+            path = self._follow(link, kind) if JOB_ID_RE.match(link.name) else None
+            if path is not None:
+                entries.append((link.name, path))
+        entries.sort(key=lambda e: e[1].name)
+        return entries
 
     def ids(self) -> Iterator[tuple[str, JobDir]]:
         """All (id, directory) pairs, oldest first."""
-        ids_dir = self.root / "ids"
-        if not ids_dir.is_dir():
-            return iter(())
-        entries = []
-        for link in ids_dir.iterdir():
-            job = self._follow(link) if JOB_ID_RE.match(link.name) else None
-            if job is not None:
-                entries.append((link.name, job))
-        entries.sort(key=lambda e: e[1].key)
-        return iter(entries)
+        return iter([(an_id, JobDir(path)) for an_id, path in self._ids("job")])
+
+    def session_ids(self) -> list[tuple[str, SessionDir]]:
+        """All (session id, directory) pairs, oldest first."""
+        return [(an_id, SessionDir(path)) for an_id, path in self._ids("session")]

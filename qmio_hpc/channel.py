@@ -1,0 +1,233 @@
+"""The fast channel between a session's worker and its clients: ZMQ, CURVE, JSON.
+
+The job store stays the record of every job; the channel only makes things quick: a client tells
+the worker that it queued a job (so the worker need not wait for its next look at the queue), and
+the worker tells a waiting client the moment a job is final. Nothing is lost without it: a client
+that cannot reach the channel (a firewall between login and compute nodes) falls back to the
+files, and the worker watches its queue directory anyway.
+
+Security, since the worker listens on a compute node that other users share:
+
+* always CURVE: encrypted, and both ends authenticated. A client knows the worker's public key from
+  the session directory, so nothing else can stand in for the worker; the worker accepts only the
+  session's client key (a ZAP handler in the worker's own loop checks it), and that key's secret
+  half is in the session directory, which only its owner can read;
+* messages are JSON objects of bounded size, never pickles;
+* keys are written 0600 in a 0700 directory, and read only from a directory that is the user's
+  alone.
+
+Messages (client -> worker, each an object with ``op``):
+``queued`` (a job is in the queue; no reply), ``close`` / ``cancel`` (look at the session's marks
+now; no reply), ``wait`` with ``id``, ``jobs`` and ``timeout`` (the reply ``{"id", "final": {job:
+status}}`` comes when one of the jobs is final, or at the timeout with ``final`` empty: a heartbeat).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import zmq
+import zmq.utils.z85
+
+from .errors import QmioError
+
+#: Largest message either side accepts.
+MAX_MESSAGE = 64 * 1024
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"
+#: How long a client waits for the handshake with a worker before it uses the files instead.
+CONNECT_TIMEOUT = 1.0
+
+
+class ChannelError(QmioError):
+    """The channel cannot be set up here (no CURVE in this pyzmq, unsafe key files)."""
+
+
+def require_curve() -> None:
+    if not zmq.has("curve"):
+        raise ChannelError("this pyzmq has no CURVE support, and a session's channel is never "
+                           "left unencrypted; install pyzmq from its wheels (they bundle "
+                           "libsodium)")
+
+
+# -- keys -----------------------------------------------------------------------------------------
+
+def create_keys(keys_dir: Path) -> None:
+    """A key pair for the worker and one for the session's clients, owner-only."""
+    require_curve()
+    keys_dir.mkdir(mode=0o700, exist_ok=True)
+    for name in ("worker", "client"):
+        public, secret = zmq.curve_keypair()
+        for suffix, key in ((".key", public), (".key_secret", secret)):
+            fd = os.open(keys_dir / f"{name}{suffix}", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o600)
+            try:
+                os.write(fd, key)
+            finally:
+                os.close(fd)
+
+
+def read_key(keys_dir: Path, name: str) -> bytes:
+    """A key from ``keys_dir``, which must be owned by this user and closed to everyone else."""
+    info = keys_dir.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise ChannelError(f"refusing the keys in {keys_dir}: the directory must be yours alone "
+                           f"(mode 0700)")
+    key = (keys_dir / name).read_bytes().strip()
+    if len(key) != 40:
+        raise ChannelError(f"{keys_dir / name} is not a CURVE key")
+    return key
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def decode(frame: bytes) -> dict[str, Any] | None:
+    """The message, or None for anything that is not a JSON object of bounded size."""
+    if len(frame) > MAX_MESSAGE:
+        return None
+    try:
+        message = json.loads(frame)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
+# -- the worker's end ------------------------------------------------------------------------------
+
+class ChannelServer:
+    """A ROUTER socket with CURVE, and the ZAP handler that admits the session's client key only.
+
+    Both sockets are polled by the worker's loop (``sockets``), which calls ``handle_zap`` and
+    ``receive`` when they are readable; ``reply`` answers a client later, by its identity."""
+
+    def __init__(self, context: zmq.Context, keys_dir: Path, host: str) -> None:
+        require_curve()
+        self._client_key = read_key(keys_dir, "client.key")
+        self.zap = context.socket(zmq.REP)
+        self.zap.linger = 0
+        self.zap.bind(ZAP_ENDPOINT)
+        self.socket = context.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.curve_server = True
+        self.socket.curve_publickey = read_key(keys_dir, "worker.key")
+        self.socket.curve_secretkey = read_key(keys_dir, "worker.key_secret")
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.socket.zap_domain = b"qmio-session"
+        port = self.socket.bind_to_random_port(f"tcp://{host}")
+        self.address = f"tcp://{host}:{port}"
+        self.refused = 0  # handshakes refused, for the record
+
+    @property
+    def sockets(self) -> list[zmq.Socket]:
+        return [self.zap, self.socket]
+
+    def handle_zap(self) -> None:
+        """Answer one ZAP request: 200 for the session's client key, 400 for anything else."""
+        frames = self.zap.recv_multipart()
+        version, request_id = frames[0], frames[1]
+        mechanism = frames[5] if len(frames) > 5 else b""
+        key = frames[6] if len(frames) > 6 else b""
+        ok = mechanism == b"CURVE" and zmq.utils.z85.encode(key) == self._client_key
+        if not ok:
+            self.refused += 1
+        self.zap.send_multipart([version, request_id, b"200" if ok else b"400",
+                                 b"OK" if ok else b"not this session's key", b"", b""])
+
+    def receive(self) -> tuple[bytes, dict[str, Any]] | None:
+        """One (client identity, message); None for a malformed one (dropped)."""
+        frames = self.socket.recv_multipart()
+        if len(frames) != 2:
+            return None
+        message = decode(frames[1])
+        return None if message is None else (frames[0], message)
+
+    def reply(self, identity: bytes, message: dict[str, Any]) -> None:
+        try:
+            self.socket.send_multipart([identity, encode(message)], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the client went away: it reads the job store instead
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self.zap.close(linger=0)
+
+
+# -- a client's end --------------------------------------------------------------------------------
+
+class ChannelClient:
+    """A DEALER socket to one worker. Sends never block: with no connection (the worker not up
+    yet, or unreachable) ``send`` returns False and the caller relies on the files."""
+
+    def __init__(self, address: str, keys_dir: Path,
+                 context: zmq.Context | None = None) -> None:
+        require_curve()
+        self.address = address
+        self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
+        self.socket.linger = 0
+        self.socket.immediate = True  # queue nothing while there is no connection
+        self.socket.curve_serverkey = read_key(keys_dir, "worker.key")
+        self.socket.curve_publickey = read_key(keys_dir, "client.key")
+        self.socket.curve_secretkey = read_key(keys_dir, "client.key_secret")
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        self.socket.connect(address)
+        # With IMMEDIATE, nothing can be sent before the CURVE handshake is done (about a
+        # millisecond on one network); a worker that is not there in this time is out of reach.
+        if not self.socket.poll(int(CONNECT_TIMEOUT * 1000), zmq.POLLOUT):
+            self.socket.close(linger=0)
+            raise ChannelError(f"no connection to the session's worker at {address} within "
+                               f"{CONNECT_TIMEOUT:g} s")
+        self._next = 0
+        self._early: dict[int, dict[str, Any]] = {}
+
+    def send(self, message: dict[str, Any]) -> bool:
+        try:
+            self.socket.send(encode(message), zmq.NOBLOCK)
+            return True
+        except zmq.Again:
+            return False
+
+    def wait(self, jobs: list[str], timeout: float) -> dict[str, str] | None:
+        """Ask the worker to answer when one of ``jobs`` is final, or after ``timeout`` seconds.
+
+        Returns the final ones (maybe none: a heartbeat), or None when no answer came in
+        ``timeout`` plus a second: the worker is gone or out of reach."""
+        self._next += 1
+        request_id = self._next
+        if not self.send({"op": "wait", "id": request_id, "jobs": jobs, "timeout": timeout}):
+            return None
+        deadline = time.monotonic() + timeout + 1.0
+        while True:
+            if request_id in self._early:
+                return self._early.pop(request_id).get("final") or {}
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.socket.poll(int(left * 1000)):
+                return None
+            message = decode(self.socket.recv())
+            if message is None or not isinstance(message.get("id"), int):
+                continue
+            if message["id"] == request_id:
+                final = message.get("final")
+                return final if isinstance(final, dict) else {}
+            if message["id"] > request_id:  # cannot happen in order; keep it anyway
+                self._early[message["id"]] = message
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+
+
+def poll_until(check: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Call ``check`` until it is true or ``timeout`` passes; for the file fallback."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

@@ -1,0 +1,489 @@
+"""Sessions without Qiskit: start one, submit into it, watch it, close or cancel it.
+
+A session is one allocation that holds the QPU (a Slurm job on the QPU partition, or a local
+runner holding the local QPU lock) in which a worker (``worker``) serves many jobs. This module is
+the client side, used by ``qmio session ...``, ``qmio submit --session`` and the Qiskit-facing
+``Session``. The files of a session are described in ``store.SessionDir``.
+
+Rules that keep a session honest:
+
+* a job is written to the job store (spec, id, queue entry) before ``submit`` returns, under the
+  session's lock, and the worker takes the same lock before it stops: no job can be queued into a
+  session whose worker has decided to stop;
+* a session whose allocation has ended is *dead*: whoever looks first gives each of its unfinished
+  jobs its final state (``settle``), claimed so that it never changes again.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import queue
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator
+
+from .channel import ChannelClient, create_keys, poll_until, require_curve
+from .connection import Connection
+from .errors import ConfigError, SessionClosedError
+from .fifo import FifoQueue
+from .scheduler.slurm import TERMINAL
+from .states import SchedulerState, normalise_state
+from .store import JobDir, SessionDir
+
+if TYPE_CHECKING:
+    from .jobs import JobManager
+    from .protocol import ExecutionOptions
+
+#: A batch releases the QPU once its queue has been empty this long (or at once when closed).
+BATCH_LINGER = 3.0
+#: After an unanswered channel request, use the files alone for this long before trying again.
+CHANNEL_RETRY = 5.0
+
+STATUS_PENDING = "Pending"
+STATUS_ACCEPTING = "In progress, accepting new jobs"
+STATUS_NOT_ACCEPTING = "In progress, not accepting new jobs"
+STATUS_CLOSED = "Closed"
+
+_DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")  # [D-]HH[:MM[:SS]]
+
+
+def parse_duration(value: Any, name: str) -> float | None:
+    """Seconds from a number of seconds or a Slurm time ("90", "1:30:00", "2-00:00:00").
+
+    A bare number, given as a number or as text, is seconds, as in qiskit-ibm-runtime (Slurm
+    would read it as minutes); a time with colons is Slurm's format. None or "" means no limit."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: {value!r} is not a duration")
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value):
+        value = float(value)
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value).strip())
+        if not match:
+            raise ConfigError(f"{name}: {value!r} is not a duration; give seconds (3600) or "
+                              f"Slurm's [D-]HH:MM:SS")
+        days, first, second, third = match.groups()
+        parts = [int(p) for p in (first, second, third) if p is not None]
+        if days is not None:  # D-HH[:MM[:SS]]
+            parts += [0] * (3 - len(parts))
+            seconds = int(days) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+        elif len(parts) == 2:  # MM:SS
+            seconds = parts[0] * 60 + parts[1]
+        else:
+            seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{name}: {value!r} must be a positive, finite duration")
+    return seconds
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return float(value) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def slurm_time(seconds: float) -> str:
+    """``--time`` for a limit of ``seconds`` (Slurm counts whole minutes: round up)."""
+    minutes = max(1, int(-(-seconds // 60)))
+    return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
+
+
+def ended_before_it_ran(reason: str, job_id: str) -> str:
+    return (f"the session ended before it ran ({reason}); 'qmio resubmit {job_id}' sends it "
+            f"again")
+
+
+@contextlib.contextmanager
+def session_lock(session: SessionDir) -> Iterator[int]:
+    """The session's lock (on its counter file): submitters and the stopping worker take it."""
+    fd = os.open(session.file("counter"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _next_number(fd: int) -> int:
+    """The next sequence number of the session (the caller holds the lock on ``fd``)."""
+    text = os.pread(fd, 64, 0).decode().strip()
+    number = int(text) + 1 if text.isdigit() else 1
+    os.pwrite(fd, f"{number:020d}".encode(), 0)  # fixed width: no truncation needed
+    return number
+
+
+class _Syncer:
+    """fsyncs job files in a background thread, so that a submission returns as soon as its
+    files are complete and in place (atomic renames), and is durable a moment later. Pending
+    syncs are finished before the process exits."""
+
+    def __init__(self) -> None:
+        self._queue: "queue.Queue[JobDir | None]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def add(self, job: JobDir) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="qmio-fsync", daemon=True)
+            self._thread.start()
+            atexit.register(self.flush)
+        self._queue.put(job)
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            try:
+                if job is not None:
+                    job.sync("spec.json", "scheduler.json")
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        if self._thread is not None:
+            self._queue.join()
+
+
+_syncer = _Syncer()
+
+
+def _iso(stamp: float | None) -> str | None:
+    if not stamp:
+        return None
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).isoformat()
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """What one look at a session shows: status, details and usage, all from one query."""
+
+    session_id: str
+    status: str
+    accepting: bool
+    reason: str
+    details: dict[str, Any]
+    usage: dict[str, float]
+
+
+class Sessions:
+    """The sessions of one job store, under one manager's settings and executors."""
+
+    def __init__(self, manager: "JobManager") -> None:
+        self.manager = manager
+        self.store = manager.store
+        self._channels: dict[str, ChannelClient] = {}
+        self._channel_down: dict[str, float] = {}
+
+    # -- starting ---------------------------------------------------------------------------------
+
+    def start(self, *, mode: str = "session", max_time: Any = None, idle_timeout: Any = None,
+              backend: str = "qpu") -> str:
+        """Start an allocation with a worker in it; returns the session id at once (the
+        allocation may still be pending)."""
+        require_curve()
+        settings = self.manager.settings
+        if mode not in ("session", "batch"):
+            raise ConfigError(f"unknown session mode {mode!r}: 'session' or 'batch'")
+        max_seconds = parse_duration(
+            max_time if max_time is not None else settings.get("session.max_time"), "max_time")
+        idle = idle_timeout if idle_timeout is not None else settings.get("session.idle_timeout")
+        idle = 0.0 if _is_zero(idle) else parse_duration(idle, "idle_timeout") or 0.0
+        spec = {"mode": mode, "backend": backend, "max_time": max_seconds, "idle_timeout": idle,
+                "poll_interval": settings.get("session.poll_interval"),
+                "bind": settings.get("session.bind"), "owner": os.getuid(),
+                "connection": self.manager.connection.to_dict(), "created": time.time()}
+        session = self.store.create_session(spec)
+        create_keys(session.file("keys"))
+        session.file("queue").mkdir(mode=0o700)
+        for name in ("counter", "jobs.txt"):
+            session.file(name).touch(mode=0o600)
+        executor = self.manager.executor
+        scheduler = self.manager.scheduler(executor)
+        if max_seconds is not None and executor == "slurm":
+            scheduler = self.manager.scheduler_with(executor, **{
+                "slurm.time": slurm_time(max_seconds)})
+        try:
+            session_id = scheduler.submit_command(["-m", "qmio_hpc.worker",
+                                                   str(session.path.absolute())],
+                                                  session.path, kind="session")
+        except Exception as exc:
+            session.mark_closed(f"the allocation could not be started: {exc}")
+            raise
+        self.store.link_session(session_id, session)
+        session.write_scheduler_record(executor, session_id, **scheduler.record_extra())
+        return session_id
+
+    # -- submitting -------------------------------------------------------------------------------
+
+    def submit(self, session_id: str, programs: list[dict[str, Any]],
+               options: "ExecutionOptions", meta: dict[str, Any] | None = None) -> str:
+        """Queue one job into the session; its spec is in the store before this returns.
+
+        Everything happens under the session's lock: the sequence number (which is the order the
+        worker serves jobs in), the job directory, its id and its queue entry. Only files are
+        read to decide that the session takes the job, so this costs no scheduler query."""
+        session = self.store.get_session(session_id)
+        spec = self.manager.build_spec(programs, options, meta)
+        spec["session"] = session_id
+        self._check_accepting(session_id, session, spec)
+        with session_lock(session) as fd:
+            if session.is_closed() or session.is_cancelled():
+                raise self._closed_error(session_id, session)
+            number = _next_number(fd)
+            job_id = f"{session_id}.{number}"
+            job = self.store.create(spec, sync=False)
+            job.write_scheduler_record("session", job_id, session=session_id, durable=False)
+            self.store.link(job_id, job)
+            with open(session.file("jobs.txt"), "a") as index:
+                index.write(job_id + "\n")
+            FifoQueue(session.file("queue")).add(f"{number:09d}", job_id)
+        channel = self.channel(session_id, session)
+        if channel is not None and not channel.send({"op": "queued"}):
+            self.channel_failed(session_id)
+        # Every file is complete and in place (atomic renames) before the worker hears of the
+        # job; making them durable overlaps with the worker running it.
+        _syncer.add(job)
+        return job_id
+
+    def _closed_error(self, session_id: str, session: SessionDir) -> SessionClosedError:
+        reason = ("cancelled" if session.is_cancelled() else
+                  str(session.closed_info().get("reason") or "closed"))
+        return SessionClosedError(f"The session is closed: session {session_id} takes no new "
+                                  f"jobs ({reason})")
+
+    def _check_accepting(self, session_id: str, session: SessionDir, spec: dict[str, Any]
+                         ) -> None:
+        if session.is_closed() or session.is_cancelled():
+            raise self._closed_error(session_id, session)
+        info = session.worker_info()
+        if info.get("phase") == "ended":
+            raise SessionClosedError(f"The session is closed: session {session_id} has ended "
+                                     f"({info.get('end_reason') or 'its worker stopped'})")
+        deadline = info.get("deadline")
+        if deadline:
+            left = deadline - time.time()
+            need = (len(FifoQueue(session.file("queue")).entries()) + 1) * self._job_estimate(
+                session, spec)
+            if left < need:
+                raise SessionClosedError(
+                    f"session {session_id} has {max(left, 0):.0f} s left, less than the "
+                    f"~{need:.0f} s its queued jobs and this one need; start a new session")
+
+    def _job_estimate(self, session: SessionDir, spec: dict[str, Any]) -> float:
+        """Seconds one job is expected to take: what jobs took so far, at least its shots."""
+        info = session.worker_info()
+        done = info.get("jobs_done") or 0
+        average = (info.get("busy_seconds") or 0.0) / done if done else 0.0
+        options = spec["options"]
+        period = options.get("repetition_period") or self.manager.connection.assumed_repetition_period
+        return max(average, options["shots"] * period * len(spec["programs"]))
+
+    # -- the channel ------------------------------------------------------------------------------
+
+    def channel(self, session_id: str, session: SessionDir | None = None) -> ChannelClient | None:
+        """A channel client to the session's worker, once it is serving and while it answers."""
+        if session_id in self._channels:
+            return self._channels[session_id]
+        if time.monotonic() < self._channel_down.get(session_id, 0.0):
+            return None
+        session = session or self.store.get_session(session_id)
+        info = session.worker_info()
+        if info.get("phase") != "serving" or not info.get("address"):
+            return None
+        try:
+            client = ChannelClient(info["address"], session.file("keys"))
+        except Exception:
+            self._channel_down[session_id] = time.monotonic() + CHANNEL_RETRY
+            return None
+        self._channels[session_id] = client
+        return client
+
+    def pause(self, session_id: str, job: JobDir, job_id: str, seconds: float) -> None:
+        """Wait up to ``seconds`` for ``job`` to have an outcome: on the channel when the worker
+        answers there, else by looking at the job's files every 20 ms."""
+        from .jobs import has_outcome  # noqa: PLC0415 - jobs imports this module lazily
+        channel = self.channel(session_id)
+        if channel is not None and seconds > 0:
+            began = time.monotonic()
+            if channel.wait([job_id], seconds) is None:
+                self.channel_failed(session_id)
+                seconds -= time.monotonic() - began
+            else:
+                return
+        poll_until(lambda: has_outcome(job), max(0.0, seconds), 0.02)
+
+    def channel_failed(self, session_id: str) -> None:
+        """The channel did not answer: use the files for a while."""
+        client = self._channels.pop(session_id, None)
+        if client is not None:
+            client.close()
+        self._channel_down[session_id] = time.monotonic() + CHANNEL_RETRY
+
+    # -- looking ----------------------------------------------------------------------------------
+
+    def allocation_states(self, sessions: dict[str, SessionDir]
+                          ) -> dict[str, SchedulerState | None]:
+        """Each session's allocation state, with one query per executor."""
+        by_executor: dict[str, list[str]] = {}
+        for session_id, session in sessions.items():
+            record = session.scheduler_record() or {}
+            by_executor.setdefault(record.get("executor", "local"), []).append(session_id)
+        out: dict[str, SchedulerState | None] = {}
+        for executor, ids in by_executor.items():
+            found = self.manager.scheduler(executor).states(ids)
+            out.update({session_id: found.get(session_id) for session_id in ids})
+        return out
+
+    @staticmethod
+    def is_dead(session: SessionDir, alloc: SchedulerState | None) -> bool:
+        """The allocation has ended (or the scheduler forgot it): no worker will run again."""
+        if alloc is None:
+            return True
+        return normalise_state(alloc.state) in TERMINAL
+
+    @staticmethod
+    def end_reason(session: SessionDir, alloc: SchedulerState | None) -> str:
+        info = session.worker_info()
+        if info.get("end_reason"):
+            return str(info["end_reason"])
+        if alloc is None:
+            return "the scheduler no longer knows its allocation"
+        state = normalise_state(alloc.state)
+        words = {"CANCELLED": "its allocation was cancelled",
+                 "TIMEOUT": "its allocation reached the time limit",
+                 "NODE_FAIL": "the node failed", "COMPLETED": "its worker ended",
+                 "FAILED": "its worker failed"}.get(state, f"its allocation ended {state}")
+        return f"{words} ({alloc.reason})" if alloc.reason else words
+
+    def view(self, session_id: str, session: SessionDir | None = None,
+             alloc: SchedulerState | None | bool = False) -> SessionView:
+        session = session or self.store.get_session(session_id)
+        if alloc is False:
+            alloc = self.allocation_states({session_id: session})[session_id]
+        assert alloc is not True
+        spec = session.spec()
+        info = session.worker_info()
+        now = time.time()
+        dead = self.is_dead(session, alloc) or info.get("phase") == "ended"
+        serving = info.get("phase") == "serving" and not dead
+        started = info.get("started_at")
+        ended = info.get("ended_at") or ((alloc.ended_at if alloc else None) if dead else None)
+        if dead and started and not ended:
+            ended = now
+        closed = session.is_closed() or session.is_cancelled()
+        deadline = info.get("deadline")
+        seconds_left = max(0.0, deadline - now) if deadline and serving else None
+        if dead:
+            status, reason = STATUS_CLOSED, self.end_reason(session, alloc)
+        elif closed:
+            status, reason = ((STATUS_NOT_ACCEPTING if serving else STATUS_CLOSED),
+                              ("cancelled" if session.is_cancelled() else str(session.closed_info().get("reason") or "closed")))
+        elif serving:
+            status, reason = STATUS_ACCEPTING, "serving jobs"
+        else:
+            status = STATUS_PENDING
+            reason = ("waiting for its allocation" +
+                      (f" ({alloc.reason})" if alloc is not None and alloc.reason else ""))
+        if seconds_left is not None and status == STATUS_ACCEPTING and seconds_left <= 0:
+            status, reason = STATUS_NOT_ACCEPTING, "max_time is reached"
+        held = ((ended or now) - started) if started else 0.0
+        busy = float(info.get("busy_seconds") or 0.0)
+        if serving and info.get("last_job_started") and (
+                info.get("last_job_completed") or 0) < info["last_job_started"]:
+            busy += now - info["last_job_started"]  # the job running now
+        busy = min(busy, held)
+        usage = {"held_seconds": held, "busy_seconds": busy, "idle_seconds": held - busy}
+        record = session.scheduler_record() or {}
+        state_word = {STATUS_PENDING: "open", STATUS_ACCEPTING: "active",
+                      STATUS_NOT_ACCEPTING: "inactive", STATUS_CLOSED: "closed"}[status]
+        details = {
+            "id": session_id,
+            "backend_name": spec.get("backend", "qpu"),
+            "interactive_timeout": spec.get("idle_timeout"),
+            "max_time": spec.get("max_time"),
+            "active_timeout": spec.get("max_time"),
+            "state": state_word,
+            "accepting_jobs": status in (STATUS_PENDING, STATUS_ACCEPTING),
+            "last_job_started": _iso(info.get("last_job_started")),
+            "last_job_completed": _iso(info.get("last_job_completed")),
+            "started_at": _iso(spec.get("created")),
+            "closed_at": _iso(ended) if dead else None,
+            "activated_at": _iso(started),
+            "mode": "batch" if spec.get("mode") == "batch" else "dedicated",
+            "usage_time": busy,
+            "status": status,
+            "reason": reason,
+            "executor": record.get("executor"),
+            "slurm_job_id": session_id if record.get("executor") == "slurm" else None,
+            "allocation_state": alloc.state if alloc is not None else None,
+            "seconds_left": seconds_left,
+            "endpoint": Connection.from_dict(spec.get("connection", {})).address,
+            "channel": info.get("address"),
+            "jobs": len(session.job_ids()),
+            "jobs_done": info.get("jobs_done") or 0,
+        }
+        return SessionView(session_id, status, details["accepting_jobs"], reason, details, usage)
+
+    def views(self, session_ids: list[str] | None = None) -> list[SessionView]:
+        pairs = (self.store.session_ids() if session_ids is None else
+                 [(sid, self.store.get_session(sid)) for sid in session_ids])
+        sessions = dict(pairs)
+        allocs = self.allocation_states(sessions)
+        return [self.view(sid, session, allocs[sid]) for sid, session in sessions.items()]
+
+    # -- ending -----------------------------------------------------------------------------------
+
+    def close(self, session_ids: list[str]) -> None:
+        """No new jobs; queued ones finish; then the worker releases the allocation."""
+        for session_id in session_ids:
+            session = self.store.get_session(session_id)
+            session.mark_closed("closed by its owner")
+            self._wake(session_id, session, "close")
+
+    def cancel(self, session_ids: list[str]) -> None:
+        """Queued jobs end CANCELLED, and the allocation is released now."""
+        by_executor: dict[str, list[str]] = {}
+        for session_id in session_ids:
+            session = self.store.get_session(session_id)
+            session.mark_cancelled("the session was cancelled")
+            session.mark_closed("cancelled by its owner")
+            for job_id in session.job_ids():
+                job = self.store.get(job_id)
+                phase = (job.state() or {}).get("phase")
+                if phase not in ("validating", "running") and job.claim_outcome("cancel"):
+                    job.mark_cancelled("the session was cancelled before it ran")
+            self._wake(session_id, session, "cancel")
+            record = session.scheduler_record() or {}
+            by_executor.setdefault(record.get("executor", "local"), []).append(session_id)
+        for executor, ids in by_executor.items():
+            self.manager.scheduler(executor).cancel(ids)
+
+    def _wake(self, session_id: str, session: SessionDir, op: str) -> None:
+        channel = self.channel(session_id, session)
+        if channel is not None:
+            channel.send({"op": op})
+
+    def settle(self, session_id: str, session: SessionDir, alloc: SchedulerState | None
+               ) -> None:
+        """The session is dead: every job of it without an outcome gets one, for good."""
+        reason = self.end_reason(session, alloc)
+        for job_id in session.job_ids():
+            job = self.store.get(job_id)
+            if job.result() is not None or job.error() is not None or job.is_cancelled():
+                continue
+            if not job.claim_outcome("settle"):
+                continue
+            if (job.state() or {}).get("phase") in ("validating", "running"):
+                job.write_error("SessionEnded", f"the session ended while this job ran "
+                                                f"({reason}); the program may have run on the QPU")
+            else:
+                job.mark_cancelled(ended_before_it_ran(reason, job_id))
+
