@@ -42,10 +42,12 @@ def _row(view: SessionView) -> dict[str, Any]:
 @click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
               help="With --wait: give up after this long (the session goes on).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"session_id": ...}.')
+@click.option("-q", "--quiet", is_flag=True,
+              help='Print the session id alone, for scripts: SID=$(qmio session start -q)')
 @click.pass_context
 @handle_errors
 def start(ctx: click.Context, max_time: str | None, idle_timeout: str | None, batch: bool,
-          wait: bool, timeout: float | None, as_json: bool) -> None:
+          wait: bool, timeout: float | None, as_json: bool, quiet: bool) -> None:
     """Start a session: an allocation that holds the QPU and serves jobs sent with --session."""
     manager = _manager(ctx)
     sessions = manager.sessions
@@ -53,6 +55,8 @@ def start(ctx: click.Context, max_time: str | None, idle_timeout: str | None, ba
                                 idle_timeout=idle_timeout)
     if as_json:
         click.echo(json.dumps({"session_id": session_id}))
+    elif quiet:
+        click.echo(session_id)
     else:
         click.echo(f"Started session {session_id} ({manager.executor} executor); submit into it "
                    f"with: qmio submit FILE --session {session_id}")
@@ -65,7 +69,7 @@ def start(ctx: click.Context, max_time: str | None, idle_timeout: str | None, ba
                                       f"{timeout:g} s ({view.reason}); it stays queued")
             time.sleep(0.2)
             view = sessions.view(session_id)
-        if not as_json:
+        if not (as_json or quiet):
             click.echo(f"{session_id}: {view.status} ({view.reason})", err=True)
 
 

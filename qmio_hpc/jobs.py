@@ -9,7 +9,6 @@ status from the executor's word plus the job directory (``states.resolve``).
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -37,10 +36,8 @@ def classical_registers(program: str) -> list[tuple[str, int]]:
     return regs
 
 
-def has_outcome(job: JobDir) -> bool:
-    """A cheap look: has the job a result, an error or a cancel mark on disk?"""
-    return any(os.path.exists(job.file(name)) for name in ("result.json", "error.json",
-                                                            "cancelled"))
+#: A complete result always wins (states.resolve): the status of every job that has one.
+DONE = Status("DONE", "completed")
 
 
 class JobManager:
@@ -145,7 +142,7 @@ class JobManager:
         out: dict[str, Status] = {}
         for job_id, job in dirs.items():
             if job.result() is not None:  # final, and needs no scheduler query
-                out[job_id] = resolve(None, job)
+                out[job_id] = DONE
                 continue
             record = job.scheduler_record() or {}
             by_executor.setdefault(record.get("executor", "local"), []).append(job_id)
@@ -171,11 +168,11 @@ class JobManager:
         delay = 0.1
         # A session's job is not looked up with the scheduler before its first second: the
         # channel says when it is final, and a session that died is noticed within a second.
-        next_query = 0.0 if session is None or has_outcome(job) else time.monotonic() + 1.0
+        next_query = 0.0 if session is None or job.has_outcome() else time.monotonic() + 1.0
         status = Status("QUEUED", "submitted")
         while True:
             now = time.monotonic()
-            if session is None or now >= next_query or has_outcome(job):
+            if session is None or now >= next_query or job.has_outcome():
                 status = self.status(job_id)
                 if on_status is not None:
                     on_status(status)

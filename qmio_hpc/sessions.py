@@ -244,7 +244,7 @@ class Sessions:
             self.store.link(job_id, job)
             with open(session.file("jobs.txt"), "a") as index:
                 index.write(job_id + "\n")
-            FifoQueue(session.file("queue")).add(f"{number:09d}", job_id)
+            FifoQueue(session.file("queue")).add(f"{number:09d}-{job_id}")
         channel = self.channel(session_id, session)
         if channel is not None and not channel.send({"op": "queued"}):
             self.channel_failed(session_id)
@@ -309,7 +309,6 @@ class Sessions:
     def pause(self, session_id: str, job: JobDir, job_id: str, seconds: float) -> None:
         """Wait up to ``seconds`` for ``job`` to have an outcome: on the channel when the worker
         answers there, else by looking at the job's files every 20 ms."""
-        from .jobs import has_outcome  # noqa: PLC0415 - jobs imports this module lazily
         channel = self.channel(session_id)
         if channel is not None and seconds > 0:
             began = time.monotonic()
@@ -318,7 +317,7 @@ class Sessions:
                 seconds -= time.monotonic() - began
             else:
                 return
-        poll_until(lambda: has_outcome(job), max(0.0, seconds), 0.02)
+        poll_until(job.has_outcome, max(0.0, seconds), 0.02)
 
     def channel_failed(self, session_id: str) -> None:
         """The channel did not answer: use the files for a while."""

@@ -56,9 +56,9 @@ def split_shots(shots: int, cap: int) -> list[int]:
     return parts
 
 
-def check_job(job: JobDir) -> None:
+def check_job(job: JobDir, spec: dict[str, Any]) -> None:
     """VALIDATING: refuse the job's programs before the QPU (or an emulator) is touched."""
-    unchecked = [entry for entry in job.spec()["programs"] if not entry.get("checked")]
+    unchecked = [entry for entry in spec["programs"] if not entry.get("checked")]
     if not unchecked:  # the submitter parsed them already (a Qiskit circuit it wrote out)
         return
     job.set_state("validating", f"checking {len(unchecked)} program(s)")
@@ -66,12 +66,13 @@ def check_job(job: JobDir) -> None:
         validate_program(entry["name"], entry["program"])
 
 
-def run_step(job: JobDir, client: QPUClient, *, durable: bool = True) -> int:
+def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
+             spec: dict[str, Any] | None = None) -> int:
     """Run the job's (checked) programs through ``client`` and write the result.
 
     The client is open already: the batch step opens one for its single job, a session's worker
     keeps one for all of its jobs. Failures raise; ``execute`` records them."""
-    spec = job.spec()
+    spec = spec or job.spec()
     options = ExecutionOptions(**spec["options"])
     programs: list[dict[str, str]] = spec["programs"]
     endpoint = client.endpoint
@@ -103,12 +104,14 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True) -> int:
 def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool = True) -> int:
     """Check and run one job and record how it ended; returns the batch step's exit code.
 
-    ``open_client`` (called after the check) gives the client to use (opening it may start the built-in emulator, and
-    fail): every failure, that one included, ends with an error file naming the reason.
-    ``durable=False`` leaves the result's fsync to the caller (``JobDir.sync``)."""
+    ``open_client`` (called after the check) gives the client to use (opening it may start the
+    built-in emulator, and fail): every failure, that one included, ends with an error file
+    naming the reason. ``durable=False`` leaves the result's fsync to the caller
+    (``JobDir.sync``)."""
     try:
-        check_job(job)
-        return run_step(job, open_client(), durable=durable)
+        spec = job.spec()
+        check_job(job, spec)
+        return run_step(job, open_client(), durable=durable, spec=spec)
     except ProgramError as exc:
         return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
     except EndpointError as exc:

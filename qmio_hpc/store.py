@@ -168,6 +168,11 @@ class JobDir:
         data = read_json(self.file("cancelled"))
         return str(data.get("reason", "cancelled")) if isinstance(data, dict) else "cancelled"
 
+    def has_outcome(self) -> bool:
+        """A cheap look (no parsing): is there a result, an error or a cancel mark?"""
+        return any(os.path.exists(self.path / name)
+                   for name in ("result.json", "error.json", "cancelled"))
+
     def claim_outcome(self, by: str) -> bool:
         """Become the one writer of this job's outcome (result, error or cancel mark).
 

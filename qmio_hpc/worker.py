@@ -51,6 +51,11 @@ TICK = 0.2
 EMULATOR_RECHECK = 60.0
 
 
+def entry_job_id(entry: Path) -> str:
+    """Queue entries are named ``<sequence number>-<job id>``."""
+    return entry.name.split("-", 1)[1]
+
+
 def channel_host(spec: dict[str, Any]) -> str:
     """Loopback on the local executor; this node's address in a Slurm allocation (clients on the
     login node must reach it), unless the session's spec names one."""
@@ -117,7 +122,7 @@ class Worker:
                 self.queue.remove(entry)
                 done.send(json.dumps([job_id, "lost"]).encode())
                 continue
-            if job.is_cancelled() or job.result() is not None or job.error() is not None:
+            if job.has_outcome():  # cancelled while it waited, or ended by someone else
                 self.queue.remove(entry)
                 done.send(json.dumps([job_id, "skipped"]).encode())
                 continue
@@ -145,10 +150,7 @@ class Worker:
         for entry in self.queue.entries():
             if entry.name in self.dispatched:
                 continue
-            try:
-                job_id = entry.read_text().strip()
-            except FileNotFoundError:
-                continue
+            job_id = entry_job_id(entry)
             self.dispatched.add(entry.name)
             self.pending += 1
             self.todo.put((job_id, entry))
@@ -226,8 +228,8 @@ class Worker:
         running = self.running
         for entry in self.queue.entries():
             try:
-                job = self.store.get(entry.read_text().strip())
-            except (QmioError, FileNotFoundError):
+                job = self.store.get(entry_job_id(entry))
+            except QmioError:
                 continue
             if running is not None and job.key == running.key:
                 continue

@@ -18,7 +18,9 @@ from qiskit.providers import JobStatus
 
 from qmio_hpc import Batch, QmioRuntimeService, Session, SessionClosedError
 from qmio_hpc.channel import ChannelClient, create_keys
+from qmio_hpc.config import Settings
 from qmio_hpc.errors import ProgramError, SessionNotFoundError
+from qmio_hpc.fifo import FifoQueue
 from qmio_hpc.jobs import JobManager
 from qmio_hpc.primitives import EstimatorV2, SamplerV2
 from qmio_hpc.protocol import ExecutionOptions
@@ -342,3 +344,80 @@ def test_clients_fall_back_to_the_files_when_the_channel_is_unreachable(qmio_env
         assert sum(counts.values()) == 50
     finally:
         manager.sessions.cancel([sid])
+
+
+def test_max_time_stops_accepting_work_that_would_not_fit(manager):
+    sid = manager.sessions.start(idle_timeout=60, max_time=20)
+    serving(manager, sid)
+    view = manager.sessions.view(sid)
+    assert 0 < view.details["seconds_left"] <= 20
+    # 10000 shots x 5 ms = 50 s of QPU time: more than the session has left
+    with pytest.raises(SessionClosedError, match="s left, less than"):
+        manager.submit([{"name": "s", "program": SLOW_QASM}],
+                       ExecutionOptions(shots=10000, repetition_period=0.005), session=sid)
+    small = manager.submit([{"name": "s", "program": SLOW_QASM}], ExecutionOptions(shots=10),
+                           session=sid)
+    assert manager.wait(small, timeout=30).name == "DONE"
+
+
+OTHER_USER = "qmio-other"
+
+
+def _other_user() -> str:
+    if os.geteuid() != 0:
+        pytest.fail("this test creates a second Unix user and needs root (CI runs as root)")
+    if subprocess.run(["id", OTHER_USER], capture_output=True).returncode != 0:
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                        OTHER_USER], check=True, capture_output=True)
+    return OTHER_USER
+
+
+def test_another_unix_user_can_neither_submit_into_a_session_nor_read_its_jobs(qmio_env):
+    """The other user runs plain shell commands: this project's Python lives under /root here,
+    which it cannot run. What bars it is the store's modes (and, for the channel, CURVE: see
+    test_channel_refuses_other_keys_and_survives_garbage)."""
+    user = _other_user()
+    import tempfile
+    base = Path(tempfile.mkdtemp(prefix="qmio-sec-"))
+    os.chmod(base, 0o755)  # only qmio's own permissions stand between the two users
+    manager = JobManager(Settings.load({"store": str(base / "store")}))
+    sid = manager.sessions.start(idle_timeout=60)
+    try:
+        serving(manager, sid)
+        job_id = manager.submit([{"name": "b", "program": BELL_QASM}],
+                                ExecutionOptions(shots=10), session=sid)
+        assert manager.wait(job_id, timeout=30).name == "DONE"
+        session, job = manager.store.get_session(sid), manager.store.get(job_id)
+
+        def as_other(command: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                                  user=user, cwd="/", timeout=30)
+
+        for command in (f"ls {base / 'store'}",
+                        f"cat {session.file('keys/client.key_secret')}",
+                        f"cat {session.file('keys/worker.key_secret')}",
+                        f"echo {sid}.99 > {session.file('queue')}/000000099",
+                        f"cat {job.file('result.json')}",
+                        f"cat {job.file('spec.json')}"):
+            out = as_other(command)
+            assert out.returncode != 0 and "Permission denied" in out.stderr, command
+        assert as_other(f"ls {base}").returncode == 0  # the test itself is sound
+        assert [p.name for p in FifoQueue(session.file("queue")).entries()] == []
+    finally:
+        manager.sessions.cancel([sid])
+
+
+def test_cancel_one_queued_job_of_a_session(manager, emulator_factory, tmp_path):
+    emulator_factory("--time-model", port=manager.connection.emulator_port)
+    sid = manager.sessions.start(idle_timeout=60)
+    serving(manager, sid)
+    slow = ExecutionOptions(shots=1000, repetition_period=0.002)
+    first, second, third = (manager.submit([{"name": "s", "program": SLOW_QASM}], slow,
+                                           session=sid) for _ in range(3))
+    wait_until(lambda: manager.status(first).name == "RUNNING", 20, "first job running")
+    out = run_qmio("cancel", second)
+    assert out.returncode == 0 and "cancel requested (was QUEUED)" in out.stdout
+    assert manager.status(second).name == "CANCELLED"  # at once: it had not started
+    assert manager.wait(first, timeout=30).name == "DONE"
+    assert manager.wait(third, timeout=30).name == "DONE"  # the session goes on
+    assert manager.status(second).name == "CANCELLED" and manager.store.get(second).result() is None

@@ -20,7 +20,7 @@ from qmio_hpc.sessions import STATUS_ACCEPTING, STATUS_CLOSED
 from qmio_hpc.states import SchedulerState
 from tests.conftest import run_qmio
 from tests.test_sessions_local import wait_until
-from tests.test_slurm import SLOW_QASM, sacct_row, squeue_state, write
+from tests.test_slurm import SLOW_QASM, sacct_row, slurm_env, squeue_state, write  # noqa: F401
 
 pytestmark = pytest.mark.slurm
 

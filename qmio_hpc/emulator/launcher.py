@@ -59,8 +59,9 @@ def ensure_emulator(connection: Connection) -> str:
                  "--idle-exit", str(connection.emulator_idle_exit)]
                 + (["--time-model"] if connection.emulator_time_model else [])
                 + (["--noise"] if connection.emulator_noise else []),
+                # cwd "/": not a directory someone may delete under it (a job's or a store's)
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                close_fds=True)
+                cwd="/", close_fds=True)
         (folder / f"{port}.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -1,0 +1,46 @@
+"""The README's session tour and the session example run as written, as a user would run them."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from qmio_hpc.jobs import JobManager
+from tests.conftest import REPO
+
+
+def readme_block(marker: str) -> str:
+    text = (REPO / "README.md").read_text()
+    match = re.search(rf"<!-- {marker} -->\n```bash\n(.*?)```", text, re.S)
+    assert match, f"README.md has no block marked {marker}"
+    return match.group(1)
+
+
+def user_env() -> dict[str, str]:
+    """The environment after activating the venv: its bin directory first on PATH."""
+    return {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+
+
+def test_readme_session_tour_runs_as_written(qmio_env):
+    block = readme_block("session-tour")
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=user_env(),
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "bell: 1000 shots" in out.stdout
+    assert "In progress, accepting new jobs" in out.stdout  # session status
+    sessions = JobManager().sessions.views()
+    assert len(sessions) == 1 and sessions[0].details["jobs"] == 1
+    assert "closing" in out.stdout
+
+
+def test_session_example_runs(qmio_env):
+    out = subprocess.run([sys.executable, str(REPO / "examples" / "session_loop.py")],
+                         cwd=REPO, env=user_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].endswith("16 jobs in one allocation")
+    theta = float(lines[1].split()[2])
+    assert abs(theta - 3.14) < 0.5  # it found |1>: the loop really used each result
+    assert "<Z> = -1.00" in lines[1] or "<Z> = -0.9" in lines[1]
