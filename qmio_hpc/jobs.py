@@ -47,9 +47,11 @@ class JobManager:
         self.settings = settings or Settings.load()
         self.store = JobStore(self.settings.store)
         self.connection = Connection.from_settings(self.settings)
+        self._connection_record = self.connection.to_dict()
         self._schedulers: dict[str, Scheduler] = {}
         self._executor: str | None = None
         self._sessions: "Sessions | None" = None
+        self._results: dict[str, dict[str, Any]] = {}  # the last results wait() read
 
     # -- executors --------------------------------------------------------------------------------
 
@@ -100,7 +102,7 @@ class JobManager:
         return {
             "programs": programs,
             "options": options.to_dict(),
-            "connection": self.connection.to_dict(),
+            "connection": self._connection_record,
             "max_shots": self.settings.max_shots,
             "store": str(self.store.root),
             "submitted": time.time(),
@@ -172,6 +174,14 @@ class JobManager:
         status = Status("QUEUED", "submitted")
         while True:
             now = time.monotonic()
+            data = job.result() if session is not None else None
+            if data is not None:  # the common end of a session's job: no lookups needed
+                self._results[job_id] = data
+                if len(self._results) > 64:
+                    self._results.pop(next(iter(self._results)))
+                if on_status is not None:
+                    on_status(DONE)
+                return DONE
             if session is None or now >= next_query or job.has_outcome():
                 status = self.status(job_id)
                 if on_status is not None:
@@ -195,6 +205,8 @@ class JobManager:
 
     def result(self, job_id: str) -> dict[str, Any]:
         """The complete result file; raises JobFailedError if the job ended without one."""
+        if job_id in self._results:  # read by wait() just now; a complete result never changes
+            return self._results[job_id]
         job = self.store.get(job_id)
         data = job.result()
         if data is not None:

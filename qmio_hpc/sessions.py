@@ -34,7 +34,7 @@ from .errors import ConfigError, SessionClosedError
 from .fifo import FifoQueue
 from .scheduler.slurm import TERMINAL
 from .states import SchedulerState, normalise_state
-from .store import JobDir, SessionDir
+from .store import JobDir, SessionDir, claim_entry, sync_directory
 
 if TYPE_CHECKING:
     from .jobs import JobManager
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 BATCH_LINGER = 3.0
 #: After an unanswered channel request, use the files alone for this long before trying again.
 CHANNEL_RETRY = 5.0
+#: A submitter reads the worker's record (deadline, pace) at most this often.
+INFO_MAX_AGE = 0.5
 
 STATUS_PENDING = "Pending"
 STATUS_ACCEPTING = "In progress, accepting new jobs"
@@ -124,11 +126,14 @@ def _next_number(fd: int) -> int:
 
 class _Syncer:
     """fsyncs job files in a background thread, so that a submission returns as soon as its
-    files are complete and in place (atomic renames), and is durable a moment later. Pending
-    syncs are finished before the process exits."""
+    files are complete and in place (atomic renames), and is durable a moment later. Jobs that
+    arrive within ``GROUP_SECONDS`` of each other share the fsync of their parent directory.
+    Pending syncs are finished before the process exits."""
+
+    GROUP_SECONDS = 0.02
 
     def __init__(self) -> None:
-        self._queue: "queue.Queue[JobDir | None]" = queue.Queue()
+        self._queue: "queue.Queue[JobDir]" = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def add(self, job: JobDir) -> None:
@@ -140,12 +145,18 @@ class _Syncer:
 
     def _run(self) -> None:
         while True:
-            job = self._queue.get()
+            batch = [self._queue.get()]
+            time.sleep(self.GROUP_SECONDS)
+            while not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                if job is not None:
-                    job.sync("spec.json", "scheduler.json")
+                for job in batch:
+                    job.sync("spec.json", directory=False)
+                for directory in {job.path for job in batch} | {job.path.parent for job in batch}:
+                    sync_directory(directory)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
     def flush(self) -> None:
         if self._thread is not None:
@@ -181,6 +192,8 @@ class Sessions:
         self.store = manager.store
         self._channels: dict[str, ChannelClient] = {}
         self._channel_down: dict[str, float] = {}
+        self._session_dirs: dict[str, SessionDir] = {}
+        self._worker_info: dict[str, tuple[float, dict[str, Any]]] = {}
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -203,8 +216,8 @@ class Sessions:
         session = self.store.create_session(spec)
         create_keys(session.file("keys"))
         session.file("queue").mkdir(mode=0o700)
-        for name in ("counter", "jobs.txt"):
-            session.file(name).touch(mode=0o600)
+        session.file("jobs").mkdir(mode=0o700)
+        session.file("counter").touch(mode=0o600)
         executor = self.manager.executor
         scheduler = self.manager.scheduler(executor)
         if max_seconds is not None and executor == "slurm":
@@ -230,7 +243,8 @@ class Sessions:
         Everything happens under the session's lock: the sequence number (which is the order the
         worker serves jobs in), the job directory, its id and its queue entry. Only files are
         read to decide that the session takes the job, so this costs no scheduler query."""
-        session = self.store.get_session(session_id)
+        session = self._session_dirs.get(session_id) or self.store.get_session(session_id)
+        self._session_dirs[session_id] = session  # a session's directory never moves
         spec = self.manager.build_spec(programs, options, meta)
         spec["session"] = session_id
         self._check_accepting(session_id, session, spec)
@@ -239,14 +253,10 @@ class Sessions:
                 raise self._closed_error(session_id, session)
             number = _next_number(fd)
             job_id = f"{session_id}.{number}"
-            job = self.store.create(spec, sync=False)
-            job.write_scheduler_record("session", job_id, session=session_id, durable=False)
-            self.store.link(job_id, job)
-            with open(session.file("jobs.txt"), "a") as index:
-                index.write(job_id + "\n")
-            FifoQueue(session.file("queue")).add(f"{number:09d}-{job_id}")
+            job = session.create_job(number, {**spec, "job_id": job_id})
+            entry = FifoQueue(session.file("queue")).add(session.queue_entry(job_id).name)
         channel = self.channel(session_id, session)
-        if channel is not None and not channel.send({"op": "queued"}):
+        if channel is not None and not channel.send({"op": "queued", "entry": entry.name}):
             self.channel_failed(session_id)
         # Every file is complete and in place (atomic renames) before the worker hears of the
         # job; making them durable overlaps with the worker running it.
@@ -261,29 +271,34 @@ class Sessions:
 
     def _check_accepting(self, session_id: str, session: SessionDir, spec: dict[str, Any]
                          ) -> None:
-        if session.is_closed() or session.is_cancelled():
-            raise self._closed_error(session_id, session)
-        info = session.worker_info()
+        """Refuse a job the session cannot take: its worker has ended, or the job would not fit
+        in the time left. (The closed and cancelled marks are checked under the lock.) The
+        worker's record is read at most every ``INFO_MAX_AGE`` seconds."""
+        seen, info = self._worker_info.get(session_id, (0.0, {}))
+        if time.monotonic() - seen > INFO_MAX_AGE:
+            info = session.worker_info()
+            self._worker_info[session_id] = (time.monotonic(), info)
         if info.get("phase") == "ended":
             raise SessionClosedError(f"The session is closed: session {session_id} has ended "
                                      f"({info.get('end_reason') or 'its worker stopped'})")
         deadline = info.get("deadline")
         if deadline:
             left = deadline - time.time()
-            need = (len(FifoQueue(session.file("queue")).entries()) + 1) * self._job_estimate(
-                session, spec)
+            queued = len(os.listdir(session.file("queue")))
+            need = (queued + 1) * self._job_estimate(info, spec)
             if left < need:
                 raise SessionClosedError(
                     f"session {session_id} has {max(left, 0):.0f} s left, less than the "
                     f"~{need:.0f} s its queued jobs and this one need; start a new session")
 
-    def _job_estimate(self, session: SessionDir, spec: dict[str, Any]) -> float:
-        """Seconds one job is expected to take: what jobs took so far, at least its shots."""
-        info = session.worker_info()
+    def _job_estimate(self, info: dict[str, Any], spec: dict[str, Any]) -> float:
+        """Seconds one job is expected to take: what jobs took so far (``info``: the worker's
+        record), at least its shots."""
         done = info.get("jobs_done") or 0
         average = (info.get("busy_seconds") or 0.0) / done if done else 0.0
         options = spec["options"]
-        period = options.get("repetition_period") or self.manager.connection.assumed_repetition_period
+        period = (options.get("repetition_period")
+                  or self.manager.connection.assumed_repetition_period)
         return max(average, options["shots"] * period * len(spec["programs"]))
 
     # -- the channel ------------------------------------------------------------------------------
@@ -308,7 +323,7 @@ class Sessions:
 
     def pause(self, session_id: str, job: JobDir, job_id: str, seconds: float) -> None:
         """Wait up to ``seconds`` for ``job`` to have an outcome: on the channel when the worker
-        answers there, else by looking at the job's files every 20 ms."""
+        answers there, else by looking at the job's files every 50 ms."""
         channel = self.channel(session_id)
         if channel is not None and seconds > 0:
             began = time.monotonic()
@@ -317,7 +332,7 @@ class Sessions:
                 seconds -= time.monotonic() - began
             else:
                 return
-        poll_until(job.has_outcome, max(0.0, seconds), 0.02)
+        poll_until(job.has_outcome, max(0.0, seconds), 0.05)
 
     def channel_failed(self, session_id: str) -> None:
         """The channel did not answer: use the files for a while."""
@@ -457,7 +472,8 @@ class Sessions:
             for job_id in session.job_ids():
                 job = self.store.get(job_id)
                 phase = (job.state() or {}).get("phase")
-                if phase not in ("validating", "running") and job.claim_outcome("cancel"):
+                if (phase not in ("validating", "running")
+                        and claim_entry(session.queue_entry(job_id))):
                     job.mark_cancelled("the session was cancelled before it ran")
             self._wake(session_id, session, "cancel")
             record = session.scheduler_record() or {}
@@ -476,10 +492,11 @@ class Sessions:
         reason = self.end_reason(session, alloc)
         for job_id in session.job_ids():
             job = self.store.get(job_id)
-            if job.result() is not None or job.error() is not None or job.is_cancelled():
+            if job.has_outcome():
                 continue
-            if not job.claim_outcome("settle"):
-                continue
+            # Whoever removed a job's queue entry owns its end; with the session dead, a job that
+            # has no outcome yet will get none from them either, so it is ended here in any case.
+            claim_entry(session.queue_entry(job_id))
             if (job.state() or {}).get("phase") in ("validating", "running"):
                 job.write_error("SessionEnded", f"the session ended while this job ran "
                                                 f"({reason}); the program may have run on the QPU")

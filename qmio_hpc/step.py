@@ -32,7 +32,8 @@ EXIT_OK, EXIT_QPU, EXIT_PROGRAM, EXIT_TERMINATED = 0, 1, 2, 143
 
 
 class Terminated(Exception):
-    """SIGTERM arrived: scancel, the time limit, or ``qmio cancel`` on the local executor."""
+    """SIGTERM arrived: scancel, the time limit, or ``qmio cancel`` on the local executor. The
+    message, if any, is the reason the job's error file gives."""
 
 
 def validate_program(name: str, program: str) -> None:
@@ -67,12 +68,14 @@ def check_job(job: JobDir, spec: dict[str, Any]) -> None:
 
 
 def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
-             spec: dict[str, Any] | None = None) -> int:
+             spec: dict[str, Any] | None = None, claim: Callable[[], bool] | None = None) -> int:
     """Run the job's (checked) programs through ``client`` and write the result.
 
     The client is open already: the batch step opens one for its single job, a session's worker
-    keeps one for all of its jobs. Failures raise; ``execute`` records them."""
+    keeps one for all of its jobs. Failures raise; ``execute`` records them. ``claim`` makes this
+    process the one that ends the job (default: ``JobDir.claim_outcome``)."""
     spec = spec or job.spec()
+    claim = claim or (lambda: job.claim_outcome("step"))
     options = ExecutionOptions(**spec["options"])
     programs: list[dict[str, str]] = spec["programs"]
     endpoint = client.endpoint
@@ -91,39 +94,41 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
         results.append({"name": entry["name"],
                         "reply": merge_replies(replies, options.res_format),
                         "executions": len(chunks), "shots": options.shots})
-    if not job.claim_outcome("step"):  # the session ended it meanwhile: that stays its end
-        log.warning("job %s already has an outcome; its late result is not written", job.key)
+    if not claim():  # someone else ended it meanwhile (a cancel, its session's end): that stays
+        log.warning("job %s already has an outcome; its late result is not written", job.path)
         return EXIT_TERMINATED
     job.write_result({"results": results, "endpoint": endpoint, "started": started,
                       "finished": time.time(), "job_id": os.environ.get("SLURM_JOB_ID")},
                      durable=durable)
-    job.set_state("done", "")
     return EXIT_OK
 
 
-def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool = True) -> int:
+def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool = True,
+            claim: Callable[[], bool] | None = None) -> int:
     """Check and run one job and record how it ended; returns the batch step's exit code.
 
     ``open_client`` (called after the check) gives the client to use (opening it may start the
     built-in emulator, and fail): every failure, that one included, ends with an error file
     naming the reason. ``durable=False`` leaves the result's fsync to the caller
-    (``JobDir.sync``)."""
+    (``JobDir.sync``); ``claim`` is passed to ``run_step`` and guards the error file too."""
+    claim = claim or (lambda: job.claim_outcome("step"))
     try:
         spec = job.spec()
         check_job(job, spec)
-        return run_step(job, open_client(), durable=durable, spec=spec)
+        return run_step(job, open_client(), durable=durable, spec=spec, claim=claim)
     except ProgramError as exc:
-        return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM)
+        return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM, claim)
     except EndpointError as exc:
-        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
-    except Terminated:
-        reason = "cancelled" if job.is_cancelled() else "terminated by SIGTERM (time limit?)"
-        return _fail(job, "Terminated", f"the batch step was {reason}", EXIT_TERMINATED)
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU, claim)
+    except Terminated as exc:
+        reason = str(exc) or ("the batch step was cancelled" if job.is_cancelled() else
+                              "the batch step was terminated by SIGTERM (time limit?)")
+        return _fail(job, "Terminated", reason, EXIT_TERMINATED, claim)
     except QmioError as exc:
-        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)
+        return _fail(job, type(exc).__name__, str(exc), EXIT_QPU, claim)
     except Exception as exc:  # a bug: record it so the job never ends without a reason
         log.exception("batch step crashed")
-        return _fail(job, "InternalError", f"the batch step crashed: {exc!r}", EXIT_QPU)
+        return _fail(job, "InternalError", f"the batch step crashed: {exc!r}", EXIT_QPU, claim)
 
 
 def _on_sigterm(_signum: int, _frame: object) -> None:
@@ -161,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
 
 
-def _fail(job: JobDir, kind: str, message: str, code: int) -> int:
+def _fail(job: JobDir, kind: str, message: str, code: int,
+          claim: Callable[[], bool] | None = None) -> int:
     log.error("%s: %s", kind, message)
-    if job.claim_outcome("step"):
+    if (claim or (lambda: job.claim_outcome("step")))():
         job.write_error(kind, message)
         job.set_state("error", message)
     return code

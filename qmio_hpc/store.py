@@ -10,7 +10,7 @@ Layout under the store root (directories 0700, files 0600: a job is its owner's 
     jobs/<key>/cancelled        mark left by ``cancel``
     jobs/<key>/local.out|err    the batch step's output (slurm.out|err under Slurm)
     ids/<job id> -> ../jobs/<key>   index from the id users see to the directory
-    sessions/<key>/...          one session's directory (see ``SessionDir``)
+    sessions/<key>/...          one session's directory (see ``SessionDir``), its jobs inside
     session-ids/<session id> -> ../sessions/<key>
 
 Directories are created before the scheduler gives the job its id (the batch script must name its
@@ -19,6 +19,7 @@ directory), so they carry an internal key and ``ids/`` maps ids to them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -48,17 +49,22 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True,
     ``durable`` also fsyncs the file and (with ``sync_dir``) its directory, so it survives a crash
     of the node: for specs and results. Progress notes that the next write replaces anyway skip
     it; a caller that writes several files syncs their directory once (``sync_directory``)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    text = json.dumps(data, separators=(",", ":")).encode()  # fails before any file exists
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"))
+        try:
+            view = memoryview(text)
+            while view:
+                view = view[os.write(fd, view):]
             if durable:
-                fh.flush()
-                os.fsync(fh.fileno())
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     if durable and sync_dir:
         sync_directory(path.parent)  # make the rename itself durable
@@ -108,7 +114,15 @@ class JobDir:
         return spec
 
     def scheduler_record(self) -> dict[str, Any] | None:
-        return read_json(self.file("scheduler.json"))
+        """Which executor has the job, and its id there. A job in a session carries this in its
+        spec (one file fewer to create on the session's fast path)."""
+        record = read_json(self.file("scheduler.json"))
+        if record is None:
+            spec = read_json(self.file("spec.json"))
+            if isinstance(spec, dict) and spec.get("session"):
+                return {"executor": "session", "job_id": spec.get("job_id"),
+                        "session": spec["session"]}
+        return record
 
     def write_scheduler_record(self, executor: str, job_id: str, *, durable: bool = True,
                                **extra: Any) -> None:
@@ -137,7 +151,7 @@ class JobDir:
         (a session's worker tells the waiting client first, then syncs)."""
         write_json_atomic(self.file("result.json"), {**data, "complete": True}, durable=durable)
 
-    def sync(self, *names: str) -> None:
+    def sync(self, *names: str, directory: bool = True) -> None:
         """fsync these files (those that exist) and the directory: make earlier writes durable."""
         for name in names:
             try:
@@ -148,7 +162,8 @@ class JobDir:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        sync_directory(self.path)
+        if directory:
+            sync_directory(self.path)
 
     def error(self) -> dict[str, Any] | None:
         return read_json(self.file("error.json"))
@@ -200,8 +215,8 @@ class SessionDir(JobDir):
         worker.json    what the worker reports: phase, channel address, usage, why it ended
         closed         mark: no new jobs (close(), the idle timeout, max_time)
         counter        sequence numbers of the session's jobs; its lock orders submissions
-        jobs.txt       the session's job ids, one a line, in submission order
-        queue/<seq>    jobs waiting for the worker (``fifo``)
+        jobs/<n>/      job <session id>.<n>: a job directory like any other
+        queue/<n>-<id> jobs not yet ended (``fifo``); removing an entry claims the job's end
         keys/          CURVE keys of the channel, the owner's alone
     """
 
@@ -224,10 +239,40 @@ class SessionDir(JobDir):
             write_json_atomic(self.file("closed"), {"reason": reason, "time": time.time()})
 
     def job_ids(self) -> list[str]:
+        """The session's job ids, in submission order (from the numbers in ``jobs/``)."""
+        record = self.scheduler_record() or {}
         try:
-            return self.file("jobs.txt").read_text().split()
+            numbers = sorted(int(n) for n in os.listdir(self.path / "jobs") if n.isdigit())
         except FileNotFoundError:
             return []
+        return [f"{record.get('job_id')}.{n}" for n in numbers]
+
+    def job(self, number: int | str) -> JobDir:
+        """The directory of the session's job ``number`` (its id is ``<session id>.<number>``)."""
+        return JobDir(self.path / "jobs" / str(number))
+
+    def create_job(self, number: int, spec: dict[str, Any]) -> JobDir:
+        """Job ``number``'s directory holding ``spec`` (not fsynced: see ``JobDir.sync``)."""
+        job = self.job(number)
+        job.path.mkdir(mode=0o700)
+        write_json_atomic(job.file("spec.json"), {"version": SPEC_VERSION, **spec},
+                          durable=False)
+        return job
+
+    def queue_entry(self, job_id: str) -> Path:
+        """The queue entry of job ``job_id``, whether or not it is still there. Removing it is
+        how whoever ends the job claims that right (``claim_entry``)."""
+        number = int(job_id.rsplit(".", 1)[1])
+        return self.path / "queue" / f"{number:09d}-{job_id}"
+
+
+def claim_entry(entry: Path) -> bool:
+    """Remove ``entry``; True for the one process whose removal succeeded."""
+    try:
+        os.unlink(entry)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 class JobStore:
@@ -307,6 +352,13 @@ class JobStore:
     def get(self, job_id: str) -> JobDir:
         validate_job_id(job_id)
         path = self._follow(self.root / "ids" / job_id)
+        if path is None and "." in job_id:  # <session id>.<number>: inside its session
+            session_id, number = job_id.rsplit(".", 1)
+            try:
+                job = self.get_session(session_id).job(int(number)) if number.isdigit() else None
+            except JobNotFoundError:
+                job = None
+            path = job.path if job is not None and job.path.is_dir() else None
         if path is None:
             raise JobNotFoundError(f"no job {job_id} in the job store {self.root}; "
                                    f"'qmio jobs' lists the jobs there")
@@ -336,8 +388,15 @@ class JobStore:
         return entries
 
     def ids(self) -> Iterator[tuple[str, JobDir]]:
-        """All (id, directory) pairs, oldest first."""
-        return iter([(an_id, JobDir(path)) for an_id, path in self._ids("job")])
+        """All (id, directory) pairs, oldest first (a session's jobs in their order, from the
+        session's start)."""
+        entries = [(path.name, an_id, JobDir(path)) for an_id, path in self._ids("job")]
+        for _session_id, session in self.session_ids():
+            for job_id in session.job_ids():
+                number = int(job_id.rsplit(".", 1)[1])
+                entries.append((f"{session.key}-{number:09d}", job_id, session.job(number)))
+        entries.sort(key=lambda e: e[0])
+        return iter([(an_id, job) for _, an_id, job in entries])
 
     def session_ids(self) -> list[tuple[str, SessionDir]]:
         """All (session id, directory) pairs, oldest first."""

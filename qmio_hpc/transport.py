@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -34,13 +34,24 @@ class _ConnectionLost(Exception):
     """Internal: the peer closed the connection while a reply was awaited."""
 
 
+class Background(Protocol):
+    """Other sockets to serve while a reply is awaited: a session's worker keeps answering its
+    clients while the QPU works. ``handle`` gets the ready ones; it may raise to abandon the
+    wait (the worker's allocation is ending)."""
+
+    sockets: list[zmq.Socket]
+
+    def handle(self, ready: set[zmq.Socket]) -> None: ...
+
+
 class QPUClient:
     """Talks to one endpoint. Use as a context manager, or call ``close()``."""
 
     def __init__(self, endpoint: str, *, connect_timeout: float = 10.0,
                  reply_timeout: float = 60.0, retries: int = 2,
                  assumed_repetition_period: float = 1e-4,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None,
+                 background: Background | None = None) -> None:
         self.endpoint = endpoint
         self.connect_timeout = connect_timeout
         self.reply_timeout = reply_timeout
@@ -49,6 +60,7 @@ class QPUClient:
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
+        self.background = background
 
     # -- socket lifecycle -------------------------------------------------------------------------
 
@@ -134,12 +146,18 @@ class QPUClient:
         poller.register(sock, zmq.POLLIN)
         assert self._monitor is not None
         poller.register(self._monitor, zmq.POLLIN)
+        others = self.background.sockets if self.background is not None else []
+        for other in others:
+            poller.register(other, zmq.POLLIN)
+        tick = 0.2 if others else 1.0
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            events = dict(poller.poll(min(left, 1.0) * 1000))
+            events = dict(poller.poll(min(left, tick) * 1000))
+            if self.background is not None:
+                self.background.handle({s for s in others if s in events})
             if sock in events:
                 return sock.recv()
             if self._monitor in events:

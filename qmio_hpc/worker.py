@@ -3,57 +3,65 @@
 It runs inside the session's allocation (a Slurm job on the QPU partition, or a local runner that
 holds the local QPU lock), keeps one connection to the endpoint, and serves the session's jobs in
 submission order until the session is closed, cancelled, idle for too long, out of time, or its
-allocation is ended underneath it. Two threads, so that clients get answers while the QPU works:
+allocation is ended underneath it.
 
-* the main thread owns the channel (``channel.ChannelServer``), watches the queue directory and
-  the session's marks, and decides when to stop;
-* the executor thread runs one job at a time with the shared client (``step.execute``: the same
-  checks, result files and error records as a batch step) and reports each end to the main thread
-  over an inproc socket.
+One thread does it all: while a request is on the QPU, the client's wait also serves the channel
+(``transport.Background``), so clients are answered, and new ones admitted, while the QPU works,
+and a job's end is told to its waiting client by the thread that wrote its result, with no
+hand-off in between.
 
 However it ends, no job is left unfinished: jobs that never started end CANCELLED ("the session
 ended before it ran"), and a job the end caught running ends ERROR, saying it may have run on the
-QPU. Every outcome is claimed first (``JobDir.claim_outcome``), so a late result cannot overwrite
-it. The worker imports no Qiskit except to check OpenQASM 2 programs, once.
+QPU. Whoever removes a job's queue entry owns its end (``store.claim_entry``), so a late result
+cannot overwrite it. The worker imports no Qiskit except to check OpenQASM 2 programs that the
+submitter did not check already.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import queue
 import signal
 import socket
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import zmq
 
-from .channel import ChannelServer, decode
+from .channel import ChannelServer
 from .connection import Connection
 from .errors import QmioError
 from .fifo import FifoQueue
 from .sessions import BATCH_LINGER, ended_before_it_ran, session_lock
-from .step import execute
-from .store import JobDir, JobStore, SessionDir
-from .transport import QPUClient
+from .step import Terminated, execute
+from .store import JobDir, JobStore, SessionDir, claim_entry
 
 log = logging.getLogger("qmio_hpc.worker")
 
-DONE_ENDPOINT = "inproc://qmio-worker-done"
-#: Longest the main loop sleeps; also how soon a SIGTERM is acted on.
+#: Longest the idle loop sleeps; also how soon a SIGTERM is acted on.
 TICK = 0.2
 #: Re-check that an on-demand emulator is still there after this long without a request.
 EMULATOR_RECHECK = 60.0
+#: worker.json (usage, last jobs) is rewritten at most this often while jobs run.
+PUBLISH_EVERY = 1.0
+#: Results are fsynced together (a group commit) once the worker has had nothing to run for
+#: SYNC_DELAY seconds, or at the latest after SYNC_EVERY results or SYNC_MAX_AGE seconds.
+SYNC_DELAY = 0.02
+SYNC_EVERY = 16
+SYNC_MAX_AGE = 1.0
+#: Waiting clients remembered at most (only the owner can connect; this bounds a runaway one).
+MAX_WAITERS = 10_000
 
 
 def entry_job_id(entry: Path) -> str:
     """Queue entries are named ``<sequence number>-<job id>``."""
     return entry.name.split("-", 1)[1]
+
+
+def entry_number(name: str) -> int:
+    return int(name.split("-", 1)[0])
 
 
 def channel_host(spec: dict[str, Any]) -> str:
@@ -81,80 +89,78 @@ class Worker:
         self.deadline = self.started + float(max_time) if max_time else None
         self.idle_timeout = float(self.spec.get("idle_timeout") or 0)
         self.poll_interval = float(self.spec.get("poll_interval") or 1.0)
-        self.todo: queue.Queue[tuple[str, Path] | None] = queue.Queue()
-        self.dispatched: set[str] = set()
         self.running: JobDir | None = None
-        self.pending = 0  # dispatched to the executor thread and not yet reported done
         self.last_activity = time.monotonic()
+        self.last_request = time.monotonic()
         self.waiters: list[tuple[bytes, int, set[str], float]] = []
-        self.stop_reason: str | None = None
+        self.scan_due = True
+        self.hints: set[str] = set()  # queue entries clients said they made
+        self.expected = 1  # the number of the job that should come next
         self.terminated = False
-        self.context = zmq.Context()
+        self.published = 0.0
+        self.unsynced: list[JobDir] = []  # results written but not yet fsynced
+        self.unsynced_since = 0.0
         self.info: dict[str, Any] = {
             "phase": "starting", "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": self.started, "deadline": self.deadline, "address": None,
             "jobs_done": 0, "busy_seconds": 0.0, "last_job_started": None,
             "last_job_completed": None, "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         }
-        self._lock = threading.Lock()
-
-    # -- records ----------------------------------------------------------------------------------
 
     def publish(self, **changes: Any) -> None:
-        with self._lock:
-            self.info.update(changes)
-            self.session.write_worker_info(dict(self.info))
+        self.info.update(changes)
+        self.session.write_worker_info(dict(self.info))
+        self.published = time.monotonic()
 
-    # -- the executor thread ----------------------------------------------------------------------
+    # -- the channel (also served while a request is on the QPU: transport.Background) ----------
 
-    def _execute_jobs(self, client: QPUClient) -> None:
-        done = self.context.socket(zmq.PUSH)
-        done.connect(DONE_ENDPOINT)
-        last_request = time.monotonic()
-        while True:
-            item = self.todo.get()
-            if item is None:
-                break
-            job_id, entry = item
-            try:
-                job = self.store.get(job_id)
-            except QmioError:
-                self.queue.remove(entry)
-                done.send(json.dumps([job_id, "lost"]).encode())
-                continue
-            if job.has_outcome():  # cancelled while it waited, or ended by someone else
-                self.queue.remove(entry)
-                done.send(json.dumps([job_id, "skipped"]).encode())
-                continue
-            if (self.connection.uses_builtin_emulator
-                    and time.monotonic() - last_request > EMULATOR_RECHECK):
-                self.connection.ensure_endpoint()  # it may have exited while we idled
-            began = time.time()
-            self.running = job
-            execute(job, lambda: client, durable=False)
-            last_request = time.monotonic()
-            self.running = None
-            self.queue.remove(entry)
-            done.send(json.dumps([job_id, "final"]).encode())  # the waiting client first,
-            job.sync("result.json", "error.json")  # then the result is made durable
-            with self._lock:
-                self.info["jobs_done"] += 1
-                self.info["busy_seconds"] += time.time() - began
-            self.publish(last_job_started=began, last_job_completed=time.time())
-        done.close(linger=0)
+    @property
+    def sockets(self) -> list[zmq.Socket]:
+        return self.server.sockets
 
-    # -- the main loop ----------------------------------------------------------------------------
+    def handle(self, ready: set[zmq.Socket]) -> None:
+        if self.server.zap in ready:
+            while self.server.zap.poll(0):
+                self.server.handle_zap()
+        if self.server.socket in ready:
+            for _ in range(1000):
+                received = self.server.receive()
+                if received is not None:
+                    self._on_message(*received)
+                if not self.server.socket.poll(0):
+                    break
+        if self.waiters:
+            self._answer_waiters(time.monotonic())
+        if self.terminated and self.running is not None:
+            raise Terminated("the session ended while this job ran (its allocation was ended: "
+                             "SIGTERM); the program may have run on the QPU")
 
-    def _scan_queue(self) -> None:
-        """Hand every new queue entry to the executor thread, in name (= submission) order."""
-        for entry in self.queue.entries():
-            if entry.name in self.dispatched:
-                continue
-            job_id = entry_job_id(entry)
-            self.dispatched.add(entry.name)
-            self.pending += 1
-            self.todo.put((job_id, entry))
-            self.last_activity = time.monotonic()
+    def _on_message(self, identity: bytes, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "queued" and isinstance(message.get("entry"), str):
+            self.hints.add(message["entry"][:80])  # its queue entry: no need to list the queue
+        elif op in ("queued", "close", "cancel"):
+            self.scan_due = True  # the marks and the queue on disk say what to do
+        elif op == "wait":
+            jobs, request_id, timeout = (message.get("jobs"), message.get("id"),
+                                         message.get("timeout"))
+            if (not isinstance(jobs, list) or not isinstance(request_id, int)
+                    or not isinstance(timeout, (int, float)) or len(self.waiters) >= MAX_WAITERS):
+                return
+            wanted = {str(j) for j in jobs[:1000]}
+            final = {j: "final" for j in wanted if self._is_final(j)}
+            if final:
+                self.server.reply(identity, {"id": request_id, "final": final})
+            else:
+                deadline = time.monotonic() + min(max(float(timeout), 0.0), 60.0)
+                self.waiters.append((identity, request_id, wanted, deadline))
+
+    def _is_final(self, job_id: str) -> bool:
+        try:
+            job = self.store.get(job_id)
+        except QmioError:
+            return True
+        return job.has_outcome() and job != self.running
 
     def _answer_waiters(self, now: float, finished: set[str] | None = None) -> None:
         still = []
@@ -166,33 +172,68 @@ class Worker:
                 still.append((identity, request_id, jobs, deadline))
         self.waiters = still
 
-    def _on_message(self, identity: bytes, message: dict[str, Any]) -> None:
-        op = message.get("op")
-        if op == "queued":
-            self._scan_queue()
-        elif op == "wait":
-            jobs = message.get("jobs")
-            request_id = message.get("id")
-            timeout = message.get("timeout")
-            if (not isinstance(jobs, list) or not isinstance(request_id, int)
-                    or not isinstance(timeout, (int, float))):
-                return
-            jobs = {str(j) for j in jobs[:1000]}
-            final = {j: "final" for j in jobs if self._is_final(j)}
-            if final:
-                self.server.reply(identity, {"id": request_id, "final": final})
-            else:
-                deadline = time.monotonic() + min(max(float(timeout), 0.0), 60.0)
-                self.waiters.append((identity, request_id, jobs, deadline))
-        # "close" and "cancel" only wake the loop: the marks on disk say what to do
+    # -- jobs ------------------------------------------------------------------------------------
 
-    def _is_final(self, job_id: str) -> bool:
+    def _next_entry(self, scan: bool) -> Path | None:
+        """The oldest queue entry. A client's hint names it when it is the very next number;
+        otherwise (or when ``scan``) the queue directory is listed."""
+        entry = None
+        if self.hints and not scan:
+            name = min(self.hints)
+            path = self.queue.directory / name
+            if entry_number(name) == self.expected and path.exists():
+                entry = path
+        if entry is None and (scan or self.hints):
+            entries = self.queue.entries()
+            entry = entries[0] if entries else None
+            self.hints = {h for h in self.hints if entry is not None and h >= entry.name}
+        if entry is not None:
+            self.hints.discard(entry.name)
+            self.expected = entry_number(entry.name) + 1
+            self.last_activity = time.monotonic()
+        return entry
+
+    def _run(self, entry: Path, client: Any) -> None:
+        job_id = entry_job_id(entry)
+        job = self.session.job(job_id.rsplit(".", 1)[1])
+        if not job.file("spec.json").exists():
+            claim_entry(entry)  # an entry without a job: nothing to run
+            return
+        if job.has_outcome():  # cancelled while it waited, or ended by someone else
+            claim_entry(entry)
+            self._answer_waiters(time.monotonic(), {job_id})
+            return
+        if (self.connection.uses_builtin_emulator
+                and time.monotonic() - self.last_request > EMULATOR_RECHECK):
+            self.connection.ensure_endpoint()  # it may have exited while we idled
+        began = time.time()
+        self.running = job
         try:
-            job = self.store.get(job_id)
-        except QmioError:
-            return True
-        return (job.result() is not None or job.error() is not None
-                or (job.is_cancelled() and job != self.running))
+            execute(job, lambda: client, durable=False, claim=lambda: claim_entry(entry))
+        finally:
+            self.running = None
+            claim_entry(entry)  # gone in every case: ended by us, or by whoever claimed it
+        self.last_request = self.last_activity = time.monotonic()
+        self._answer_waiters(time.monotonic(), {job_id})  # the waiting client first,
+        if not self.unsynced:
+            self.unsynced_since = time.monotonic()
+        self.unsynced.append(job)  # then the result is made durable, with the next ones
+        if (len(self.unsynced) >= SYNC_EVERY
+                or time.monotonic() - self.unsynced_since >= SYNC_MAX_AGE):
+            self._sync_results()
+        self.info["jobs_done"] += 1
+        self.info["busy_seconds"] += time.time() - began
+        self.info.update(last_job_started=began, last_job_completed=time.time())
+        if time.monotonic() - self.published >= PUBLISH_EVERY:
+            self.publish()
+
+    def _sync_results(self) -> None:
+        """fsync the results written since the last time (see SYNC_DELAY)."""
+        for job in self.unsynced:
+            job.sync("result.json", "error.json")
+        self.unsynced.clear()
+
+    # -- stopping --------------------------------------------------------------------------------
 
     def _should_stop(self) -> tuple[str, bool] | None:
         """Why to stop now, and whether that waits for an empty queue (a graceful close)."""
@@ -202,107 +243,89 @@ class Worker:
             return "the session was cancelled", False
         if self.deadline is not None and time.time() >= self.deadline:
             return "max_time was reached", False
-        if self.pending or self.queue.entries():
-            return None
         quiet = time.monotonic() - self.last_activity
+        graceful = None
         if self.session.is_closed():
-            return self.session.closed_info().get("reason") or "the session was closed", True
-        if self.spec.get("mode") == "batch" and self.info["jobs_done"] and quiet >= BATCH_LINGER:
-            return "the batch's queue is empty", True
-        if self.idle_timeout and quiet >= self.idle_timeout:
-            return f"idle for {self.idle_timeout:g} s (the idle timeout)", True
-        return None
+            graceful = self.session.closed_info().get("reason") or "the session was closed"
+        elif (self.spec.get("mode") == "batch" and self.info["jobs_done"]
+              and quiet >= BATCH_LINGER):
+            graceful = "the batch's queue is empty"
+        elif self.idle_timeout and quiet >= self.idle_timeout:
+            graceful = f"idle for {self.idle_timeout:g} s (the idle timeout)"
+        if graceful is None or self.hints or self.queue.entries():
+            return None  # a graceful stop waits for an empty queue
+        return graceful, True
 
     def _close_for_good(self, reason: str) -> bool:
         """No job may enter once we decide to stop: under the submitters' lock, look at the queue
         one last time; if it is still empty, mark the session closed. False if a job got in."""
         with session_lock(self.session):
-            self._scan_queue()
-            if self.pending:
+            if self.queue.entries():
                 return False
             self.session.mark_closed(reason)
             return True
 
     def _end_unfinished(self, reason: str) -> None:
-        """Every job still queued or running gets its final state, now."""
-        running = self.running
+        """Every job still queued gets its final state, now (a running one has been ended by
+        its own step, which ``handle`` interrupted)."""
         for entry in self.queue.entries():
+            if not claim_entry(entry):
+                continue
             try:
                 job = self.store.get(entry_job_id(entry))
             except QmioError:
                 continue
-            if running is not None and job.key == running.key:
-                continue
-            if job.claim_outcome("worker"):
-                job.mark_cancelled(ended_before_it_ran(reason, self._id_of(job)))
-            self.queue.remove(entry)
-        if running is not None and running.claim_outcome("worker"):
-            running.write_error("SessionEnded", f"the session ended while this job ran "
+            job_id = entry_job_id(entry)
+            if (job.state() or {}).get("phase") in ("validating", "running"):
+                job.write_error("SessionEnded", f"the session ended while this job ran "
                                                 f"({reason}); the program may have run on the QPU")
+            else:
+                job.mark_cancelled(ended_before_it_ran(reason, job_id))
 
-    @staticmethod
-    def _id_of(job: JobDir) -> str:
-        record = job.scheduler_record() or {}
-        return str(record.get("job_id", job.key))
+    # -- the loop --------------------------------------------------------------------------------
 
     def serve(self) -> int:
-        self.server = ChannelServer(self.context, self.session.file("keys"),
-                                    channel_host(self.spec))
-        done = self.context.socket(zmq.PULL)
-        done.bind(DONE_ENDPOINT)
+        context = zmq.Context()
+        self.server = ChannelServer(context, self.session.file("keys"), channel_host(self.spec))
         client = self.connection.client()  # starts the built-in emulator here, if it is the one
-        thread = threading.Thread(target=self._execute_jobs, args=(client,), daemon=True,
-                                  name="qmio-executor")
-        thread.start()
+        client.background = self
         poller = zmq.Poller()
-        for sock in (*self.server.sockets, done):
+        for sock in self.server.sockets:
             poller.register(sock, zmq.POLLIN)
         self.publish(phase="serving", address=self.server.address)
         log.info("session worker serving on %s (endpoint %s)", self.server.address,
                  self.connection.address)
-        self._scan_queue()
         last_scan = time.monotonic()
-        reason = None
-        while reason is None:
-            events = dict(poller.poll(TICK * 1000))
-            now = time.monotonic()
-            if self.server.zap in events:
-                self.server.handle_zap()
-            if self.server.socket in events:
-                for _ in range(100):
-                    received = self.server.receive()
-                    if received is not None:
-                        self._on_message(*received)
-                    if not self.server.socket.poll(0):
-                        break
-            finished: set[str] = set()
-            while done.poll(0):
-                job_id, _what = json.loads(done.recv())
-                finished.add(job_id)
-                self.pending -= 1
-                self.last_activity = now
-            if finished or self.waiters:
-                self._answer_waiters(now, finished)
-            if now - last_scan >= self.poll_interval:
-                self._scan_queue()  # the file fallback: clients that cannot reach the channel
-                last_scan = now
+        while True:
             stop = self._should_stop()
             if stop is not None and (not stop[1] or self._close_for_good(stop[0])):
                 reason = stop[0]
-        return self._finish(reason, thread, done)
-
-    def _finish(self, reason: str, thread: threading.Thread, done: zmq.Socket) -> int:
+                break
+            scan = self.scan_due or time.monotonic() - last_scan >= self.poll_interval
+            if scan or self.hints:
+                if scan:
+                    last_scan, self.scan_due = time.monotonic(), False
+                entry = self._next_entry(scan)
+                if entry is not None:
+                    self._run(entry, client)
+                    self.scan_due = not self.hints  # straight on to the next, hinted or listed
+                    continue
+            wait = min(TICK, self.poll_interval)
+            if self.unsynced:  # results to make durable once no job has come for a moment
+                wait = min(wait, max(0.0, self.unsynced_since + SYNC_DELAY - time.monotonic()))
+            ready = dict(poller.poll(wait * 1000))
+            self.handle({s for s in self.server.sockets if s in ready})
+            if self.unsynced and time.monotonic() - self.unsynced_since >= SYNC_DELAY:
+                self._sync_results()
+        self._sync_results()
         self.session.mark_closed(reason)
         self._end_unfinished(reason)
-        self.todo.put(None)
-        if not self.terminated and self.running is None:
-            thread.join(timeout=5)
         self._answer_waiters(float("inf"), {j for _, _, jobs, _ in self.waiters for j in jobs})
         self.publish(phase="ended", ended_at=time.time(), end_reason=reason,
                      refused_handshakes=self.server.refused)
         log.info("session worker ends: %s", reason)
+        client.close()
         self.server.close()
-        done.close(linger=0)
         return 0
 
     def on_sigterm(self, _signum: int, _frame: object) -> None:
@@ -321,17 +344,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, worker.on_sigterm)
     signal.signal(signal.SIGINT, worker.on_sigterm)
     try:
-        code = worker.serve()
+        return worker.serve()
     except Exception as exc:  # the worker could not start or broke: end every job with why
         log.exception("session worker failed")
         reason = f"the session's worker failed: {exc}"
         session.mark_closed(reason)
         worker._end_unfinished(reason)
         worker.publish(phase="ended", ended_at=time.time(), end_reason=reason)
-        code = 1
-    sys.stdout.flush()
-    os._exit(code)  # the executor thread may be inside a request: do not wait for it
+        return 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -215,8 +215,9 @@ def test_cancel_ends_queued_jobs_cancelled_and_releases_the_qpu(manager, emulato
     assert all(statuses[i].name == "CANCELLED" for i in ids[1:])
     assert statuses[ids[0]].name in ("CANCELLED", "ERROR")
     wait_until(lambda: manager.sessions.view(sid).status == STATUS_CLOSED, 5, "closed")
-    local = read_json(manager.store.get_session(sid).file("local.json"))
-    assert local["phase"] == "finished"  # the runner let go of the local QPU lock
+    local = manager.store.get_session(sid).file("local.json")
+    wait_until(lambda: read_json(local)["phase"] == "finished", 5,
+               "the runner let go of the local QPU lock")
 
 
 def test_the_worker_killed_ends_every_job_within_five_seconds(manager, emulator_factory):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from ..errors import QmioError
 from ..states import SchedulerState
-from ..store import SessionDir
+from ..store import SessionDir, claim_entry
 
 if TYPE_CHECKING:
     from ..sessions import Sessions
@@ -70,7 +70,9 @@ class SessionJobs:
     def cancel(self, job_ids: Iterable[str]) -> None:
         """The caller marked the jobs cancelled. One that has not started is final at once (the
         worker skips it); a running one stops at its next execution, as a batch step does."""
+        store = self.sessions.store
         for job_id in job_ids:
-            job = self.sessions.store.get(job_id)
+            job = store.get(job_id)
             if (job.state() or {}).get("phase") not in ("validating", "running"):
-                job.claim_outcome("cancel")
+                session_id = str((job.scheduler_record() or {}).get("session", ""))
+                claim_entry(store.get_session(session_id).queue_entry(job_id))
