@@ -16,25 +16,23 @@ Rules that keep a session honest:
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import datetime as dt
 import fcntl
 import os
-import queue
-import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
 from .channel import ChannelClient, create_keys, poll_until, require_curve
 from .connection import Connection
+from .durable import syncer
+from .durations import is_zero, parse_duration, slurm_time
 from .errors import ConfigError, SessionClosedError
 from .fifo import FifoQueue
 from .scheduler.slurm import TERMINAL
 from .states import SchedulerState, normalise_state
-from .store import JobDir, SessionDir, claim_entry, sync_directory
+from .store import JobDir, SessionDir, claim_entry
 
 if TYPE_CHECKING:
     from .jobs import JobManager
@@ -51,54 +49,6 @@ STATUS_PENDING = "Pending"
 STATUS_ACCEPTING = "In progress, accepting new jobs"
 STATUS_NOT_ACCEPTING = "In progress, not accepting new jobs"
 STATUS_CLOSED = "Closed"
-
-_DURATION = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")  # [D-]HH[:MM[:SS]]
-
-
-def parse_duration(value: Any, name: str) -> float | None:
-    """Seconds from a number of seconds or a Slurm time ("90", "1:30:00", "2-00:00:00").
-
-    A bare number, given as a number or as text, is seconds, as in qiskit-ibm-runtime (Slurm
-    would read it as minutes); a time with colons is Slurm's format. None or "" means no limit."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ConfigError(f"{name}: {value!r} is not a duration")
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value):
-        value = float(value)
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value).strip())
-        if not match:
-            raise ConfigError(f"{name}: {value!r} is not a duration; give seconds (3600) or "
-                              f"Slurm's [D-]HH:MM:SS")
-        days, first, second, third = match.groups()
-        parts = [int(p) for p in (first, second, third) if p is not None]
-        if days is not None:  # D-HH[:MM[:SS]]
-            parts += [0] * (3 - len(parts))
-            seconds = int(days) * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
-        elif len(parts) == 2:  # MM:SS
-            seconds = parts[0] * 60 + parts[1]
-        else:
-            seconds = parts[0] * 3600 + parts[1] * 60 + parts[2]
-    if not seconds > 0 or seconds != seconds or seconds == float("inf"):
-        raise ConfigError(f"{name}: {value!r} must be a positive, finite duration")
-    return seconds
-
-
-def _is_zero(value: Any) -> bool:
-    try:
-        return float(value) == 0
-    except (TypeError, ValueError):
-        return False
-
-
-def slurm_time(seconds: float) -> str:
-    """``--time`` for a limit of ``seconds`` (Slurm counts whole minutes: round up)."""
-    minutes = max(1, int(-(-seconds // 60)))
-    return f"{minutes // 1440}-{minutes % 1440 // 60:02d}:{minutes % 60:02d}:00"
-
 
 def ended_before_it_ran(reason: str, job_id: str) -> str:
     return (f"the session ended before it ran ({reason}); 'qmio resubmit {job_id}' sends it "
@@ -124,46 +74,6 @@ def _next_number(fd: int) -> int:
     return number
 
 
-class _Syncer:
-    """fsyncs job files in a background thread, so that a submission returns as soon as its
-    files are complete and in place (atomic renames), and is durable a moment later. Jobs that
-    arrive within ``GROUP_SECONDS`` of each other share the fsync of their parent directory.
-    Pending syncs are finished before the process exits."""
-
-    GROUP_SECONDS = 0.02
-
-    def __init__(self) -> None:
-        self._queue: "queue.Queue[JobDir]" = queue.Queue()
-        self._thread: threading.Thread | None = None
-
-    def add(self, job: JobDir) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="qmio-fsync", daemon=True)
-            self._thread.start()
-            atexit.register(self.flush)
-        self._queue.put(job)
-
-    def _run(self) -> None:
-        while True:
-            batch = [self._queue.get()]
-            time.sleep(self.GROUP_SECONDS)
-            while not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                for job in batch:
-                    job.sync("spec.json", directory=False)
-                for directory in {job.path for job in batch} | {job.path.parent for job in batch}:
-                    sync_directory(directory)
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
-
-    def flush(self) -> None:
-        if self._thread is not None:
-            self._queue.join()
-
-
-_syncer = _Syncer()
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -208,7 +118,7 @@ class Sessions:
         max_seconds = parse_duration(
             max_time if max_time is not None else settings.get("session.max_time"), "max_time")
         idle = idle_timeout if idle_timeout is not None else settings.get("session.idle_timeout")
-        idle = 0.0 if _is_zero(idle) else parse_duration(idle, "idle_timeout") or 0.0
+        idle = 0.0 if is_zero(idle) else parse_duration(idle, "idle_timeout") or 0.0
         spec = {"mode": mode, "backend": backend, "max_time": max_seconds, "idle_timeout": idle,
                 "poll_interval": settings.get("session.poll_interval"),
                 "bind": settings.get("session.bind"), "owner": os.getuid(),
@@ -260,7 +170,7 @@ class Sessions:
             self.channel_failed(session_id)
         # Every file is complete and in place (atomic renames) before the worker hears of the
         # job; making them durable overlaps with the worker running it.
-        _syncer.add(job)
+        syncer.add(job)
         return job_id
 
     def _closed_error(self, session_id: str, session: SessionDir) -> SessionClosedError:

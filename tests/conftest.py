@@ -17,6 +17,8 @@ from typing import Iterator
 
 import pytest
 
+from qmio_hpc.config import Settings
+from qmio_hpc.jobs import JobManager
 from qmio_hpc.transport import QPUClient
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,6 +77,22 @@ def _wait_runners_idle(store: Path, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while queue.is_dir() and any(queue.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.1)
+
+
+@pytest.fixture
+def slurm_env(qmio_env, monkeypatch):
+    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
+    if ping.returncode != 0:
+        pytest.fail("the Slurm test cluster is not running: start it with "
+                    "scripts/slurm-cluster/start.sh")
+    env = {"QMIO_EXECUTOR": "slurm", "QMIO_SLURM_QPU_HOLD": "gres",
+           "QMIO_SLURM_PARTITION": "qpu"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield {**qmio_env, **env}
+    # leave no job of this test behind
+    for job_id in JobManager(Settings.load()).job_ids():
+        subprocess.run(["scancel", job_id], capture_output=True)
 
 
 class Emulator:

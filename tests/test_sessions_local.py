@@ -14,18 +14,17 @@ from pathlib import Path
 
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.providers import JobStatus
 
 from qmio_hpc import Batch, QmioRuntimeService, Session, SessionClosedError
 from qmio_hpc.channel import ChannelClient, create_keys
 from qmio_hpc.config import Settings
+from qmio_hpc.durations import parse_duration, slurm_time
 from qmio_hpc.errors import ProgramError, SessionNotFoundError
 from qmio_hpc.fifo import FifoQueue
 from qmio_hpc.jobs import JobManager
 from qmio_hpc.primitives import EstimatorV2, SamplerV2
 from qmio_hpc.protocol import ExecutionOptions
-from qmio_hpc.sessions import (STATUS_ACCEPTING, STATUS_CLOSED, STATUS_PENDING, parse_duration,
-                               slurm_time)
+from qmio_hpc.sessions import STATUS_ACCEPTING, STATUS_CLOSED, STATUS_PENDING
 from qmio_hpc.store import read_json
 from tests.conftest import BELL_QASM, run_qmio
 

@@ -20,7 +20,7 @@ from qmio_hpc.sessions import STATUS_ACCEPTING, STATUS_CLOSED
 from qmio_hpc.states import SchedulerState
 from tests.conftest import run_qmio
 from tests.test_sessions_local import wait_until
-from tests.test_slurm import SLOW_QASM, sacct_row, slurm_env, squeue_state, write  # noqa: F401
+from tests.test_slurm import SLOW_QASM, sacct_row, squeue_state, write
 
 pytestmark = pytest.mark.slurm
 
@@ -29,9 +29,12 @@ pytestmark = pytest.mark.slurm
 def slurm_sessions(slurm_env):
     manager = JobManager()
     yield manager
-    for view in manager.sessions.views():
-        if view.status != STATUS_CLOSED:
-            subprocess.run(["scancel", view.session_id], capture_output=True)
+    ids = [view.session_id for view in manager.sessions.views()]
+    for session_id in ids:
+        subprocess.run(["scancel", session_id], capture_output=True)
+    # the next test may need the QPU GRES: wait until these allocations have let go of it
+    wait_until(lambda: all(squeue_state(i) not in ("PENDING", "RUNNING", "COMPLETING")
+                           for i in ids), 30, "the sessions' allocations gone")
 
 
 def basis_circuit(index: int, width: int = 4) -> tuple[QuantumCircuit, str]:

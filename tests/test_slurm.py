@@ -24,22 +24,6 @@ SLOW_QASM = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[
              'measure q[0] -> c[0];\n')
 
 
-@pytest.fixture
-def slurm_env(qmio_env, monkeypatch):
-    ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True)
-    if ping.returncode != 0:
-        pytest.fail("the Slurm test cluster is not running: start it with "
-                    "scripts/slurm-cluster/start.sh")
-    env = {"QMIO_EXECUTOR": "slurm", "QMIO_SLURM_QPU_HOLD": "gres",
-           "QMIO_SLURM_PARTITION": "qpu"}
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    yield {**qmio_env, **env}
-    # leave no job of this test behind
-    for job_id in JobManager(Settings.load()).job_ids():
-        subprocess.run(["scancel", job_id], capture_output=True)
-
-
 def write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text)
