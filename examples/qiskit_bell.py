@@ -1,6 +1,9 @@
-"""Qiskit users: run() returns a job at once; result() waits and gives a qiskit Result."""
+"""Qiskit users: run() returns a job at once; result() waits and gives a qiskit Result.
 
-from qiskit import QuantumCircuit
+The QPU takes its native gates only (sx, x, rz, ecr, measure): transpile for the backend first.
+"""
+
+from qiskit import QuantumCircuit, transpile
 
 from qmio_hpc import QmioRuntimeService
 
@@ -10,6 +13,7 @@ qc.cx(0, 1)
 qc.measure([0, 1], [0, 1])
 
 service = QmioRuntimeService()
-job = service.backend("qpu").run(qc, shots=1000)
+backend = service.backend("qpu")
+job = backend.run(transpile(qc, backend), shots=1000)
 print("job", job.job_id(), job.status().name)
 print(job.result().get_counts())

@@ -1,11 +1,14 @@
-"""The README's session tour and the session example run as written, as a user would run them."""
+"""The README's session tour and the examples run as written, as a user would run them."""
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
 import sys
+
+import pytest
 
 from qmio_hpc.jobs import JobManager
 from tests.conftest import REPO
@@ -44,3 +47,15 @@ def test_session_example_runs(qmio_env):
     theta = float(lines[1].split()[2])
     assert abs(theta - 3.14) < 0.5  # it found |1>: the loop really used each result
     assert "<Z> = -1.00" in lines[1] or "<Z> = -0.9" in lines[1]
+
+
+@pytest.mark.parametrize("name", ["qiskit_bell.py", "seed_api.py"])
+def test_examples_run(qmio_env, name):
+    out = subprocess.run([sys.executable, str(REPO / "examples" / name)], cwd=REPO,
+                         env=user_env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    if name == "qiskit_bell.py":
+        counts = ast.literal_eval(out.stdout.splitlines()[-1])
+        assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
+    else:
+        assert "'results'" in out.stdout
