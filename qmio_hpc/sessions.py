@@ -140,8 +140,9 @@ class Sessions:
         except Exception as exc:
             session.mark_closed(f"the allocation could not be started: {exc}")
             raise
-        self.store.link_session(session_id, session)
+        # the record first: once the id is linked, others may look the session up
         session.write_scheduler_record(executor, session_id, **scheduler.record_extra())
+        self.store.link_session(session_id, session)
         return session_id
 
     # -- submitting -------------------------------------------------------------------------------
