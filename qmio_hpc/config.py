@@ -60,7 +60,8 @@ FIELDS: tuple[Field, ...] = (
     Field("connect_timeout", float, 10.0, "seconds to wait for a connection to the endpoint"),
     Field("reply_timeout", float, 60.0,
           "seconds to wait for a reply, on top of shots x repetition period"),
-    Field("retries", int, 2, "times a request is re-sent on a fresh socket after a timeout"),
+    Field("retries", int, 2, "times a query (version, couplings) is re-sent after a timeout; "
+          "a program is never sent twice"),
     Field("assumed_repetition_period", float, 1e-4,
           "seconds per shot assumed for timeouts when repetition_period is not set"),
     Field("session.idle_timeout", float, 120.0,

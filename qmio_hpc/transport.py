@@ -106,11 +106,18 @@ class QPUClient:
         return self.reply_timeout + options.shots * period * 1.5
 
     def request(self, message: Any, timeout: float | None = None,
-                on_retry: Callable[[int, str], None] | None = None) -> Any:
-        """Send ``message`` and return the unpickled reply, retrying on a fresh socket."""
+                on_retry: Callable[[int, str], None] | None = None, *,
+                idempotent: bool = True) -> Any:
+        """Send ``message`` and return the unpickled reply.
+
+        An idempotent request (version, qpu_info, couplings) is sent again on a fresh socket
+        when no answer comes, up to ``retries`` times. A program is sent at most once: once it has
+        gone out, the serial server may be running it, and a second copy would run it twice on
+        the QPU. So a program that got no answer ends the request with an error that says it
+        may have run. Nothing is sent when there is no connection; that failure says so too."""
         timeout = self.reply_timeout if timeout is None else timeout
         payload = wire.dumps(message)
-        attempts = self.retries + 1
+        attempts = self.retries + 1 if idempotent else 1
         lost = False
         for attempt in range(1, attempts + 1):
             sock = self._open()
@@ -134,6 +141,12 @@ class QPUClient:
                     return self._decode(raw)
                 self._discard()
                 reason = f"no reply in {timeout:g} s"
+            if not idempotent:
+                error = EndpointUnreachableError if lost else EndpointTimeoutError
+                what = ("lost the connection to" if lost else "no answer from")
+                raise error(f"{what} the QPU control server at {self.endpoint} ({reason}) after "
+                            f"the program was sent: it may have run, so it was not sent again",
+                            self.endpoint)
             log.warning("%s from %s (attempt %d of %d)", reason, self.endpoint, attempt, attempts)
             if on_retry is not None and attempt < attempts:
                 on_retry(attempt, reason)
@@ -183,7 +196,8 @@ class QPUClient:
                     on_retry: Callable[[int, str], None] | None = None) -> dict[str, Any]:
         """Run one program; returns the server's reply dict or raises QPUError."""
         reply = self.request(program_request(program, build_compiler_config(options)),
-                             timeout=self.work_timeout(options), on_retry=on_retry)
+                             timeout=self.work_timeout(options), on_retry=on_retry,
+                             idempotent=False)
         error = reply_exception(reply)
         if error is not None:
             raise QPUError(f"the QPU at {self.endpoint} reported: {error}", self.endpoint)

@@ -129,3 +129,22 @@ def test_server_dying_mid_request_ends_the_wait_at_once(emulator_factory):
     with pytest.raises(EndpointUnreachableError, match="lost the connection"):
         client.run_program(BELL_QASM, ExecutionOptions(shots=1000, repetition_period=0.02))
     assert time.monotonic() - began < 5.0  # not the 60 s + 30 s deadline
+
+
+def test_a_program_that_got_no_answer_is_never_sent_twice(server):
+    """On a real QPU the first copy may still be running: a second would run it twice."""
+    srv = server(drop=10)
+    client = QPUClient(f"tcp://127.0.0.1:{srv.port}", reply_timeout=0.3, retries=2,
+                       assumed_repetition_period=1e-6)
+    with pytest.raises(EndpointTimeoutError, match="may have run, so it was not sent again"):
+        client.run_program(BELL_QASM, ExecutionOptions(shots=10))
+    time.sleep(0.3)
+    assert srv.received == 1  # the idempotent version request above is retried; this is not
+    client.close()
+
+
+def test_a_program_is_not_sent_where_there_is_no_connection():
+    port = free_port()
+    client = QPUClient(f"tcp://127.0.0.1:{port}", connect_timeout=0.3, retries=2)
+    with pytest.raises(EndpointUnreachableError, match="cannot reach"):
+        client.run_program(BELL_QASM, ExecutionOptions(shots=10))
