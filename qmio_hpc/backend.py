@@ -24,7 +24,7 @@ from .circuits import check_circuit, to_qasm
 from .connection import Connection
 from .errors import ProgramError, QmioError
 from .job import QmioJob
-from .protocol import RESULTS_FORMATS, ExecutionOptions
+from .protocol import MAX_SHOTS, RESULTS_FORMATS, ExecutionOptions
 from .scheduler import in_allocation
 from .session import current_session
 from .target import build_target
@@ -52,7 +52,7 @@ class QmioBackend(BackendV2):
         self._client: QPUClient | None = None
         self._connected = False
         self._session: "Session | None" = None
-        self.options.set_validator("shots", (1, 10**7))
+        self.options.set_validator("shots", (1, MAX_SHOTS))
         self.options.set_validator("memory", bool)
         self.options.set_validator("res_format", list(RESULTS_FORMATS))
 

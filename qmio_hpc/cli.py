@@ -25,7 +25,7 @@ from .states import Status
 EXIT_CODES_HELP = """\b
 Exit codes:
   0  success
-  1  the job ended in ERROR or CANCELLED
+  1  the job ended in ERROR or CANCELLED (4 or 2 when the endpoint or the program was why)
   2  bad input or usage
   3  no such job
   4  the QPU endpoint failed (unreachable, no answer, QPU error)
@@ -84,14 +84,17 @@ def cli(ctx: click.Context, store: str | None, endpoint: str | None, executor: s
 # -- submit --------------------------------------------------------------------------------------
 
 def _read_program(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
-        return Path(path).read_text()
+        if path == "-":
+            return sys.stdin.buffer.read().decode("utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProgramError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise ProgramError(f"{path} is a directory, not an OpenQASM file") from None
     except UnicodeDecodeError:
-        raise ProgramError(f"{path} is not a text file (expected OpenQASM)") from None
+        where = "standard input" if path == "-" else path
+        raise ProgramError(f"{where} is not UTF-8 text (expected OpenQASM)") from None
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -203,7 +206,7 @@ def _print_result(manager: JobManager, job_id: str, status: Status, as_json: boo
         if as_json:
             click.echo(json.dumps({"job_id": job_id, "status": status.name,
                                    "detail": status.detail}))
-        raise JobFailedError(f"job {job_id} ended {status.name}: {status.detail}")
+        raise manager.failure(job_id, status)
     payload = _result_payload(manager, job_id)
     if as_json:
         click.echo(json.dumps(payload))

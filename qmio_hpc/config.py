@@ -14,13 +14,16 @@ TOML files use sections for dotted names: ``[slurm]`` / ``partition = "qpu"``.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
+from .protocol import MAX_SHOTS
 
 #: The endpoint value that means "the built-in emulator, started on demand on this host".
 BUILTIN_ENDPOINT = "emulator"
@@ -93,6 +96,23 @@ FIELDS: tuple[Field, ...] = (
 )
 FIELDS_BY_NAME = {f.name: f for f in FIELDS}
 
+#: Numeric settings: (low, high, low excluded). Every deadline finite, every count bounded.
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "shots": (1, MAX_SHOTS, False),
+    "max_shots": (1, MAX_SHOTS, False),
+    "emulator_port": (1, 65535, False),
+    "emulator_idle_exit": (0, 7 * 86400, False),
+    "connect_timeout": (0, 3600, True),
+    "reply_timeout": (0, 7 * 86400, True),
+    "retries": (0, 100, False),
+    "assumed_repetition_period": (0, 10, True),
+    "session.idle_timeout": (0, 7 * 86400, False),
+    "session.poll_interval": (0, 60, True),
+}
+_ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):"
+                       r"([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+                       r"|6553[0-5])$")
+
 
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
                "0": False, "false": False, "no": False, "off": False}
@@ -146,7 +166,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     flat = _flatten(data)
     unknown = sorted(set(flat) - set(FIELDS_BY_NAME))
@@ -211,26 +231,21 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        """Every deadline finite, every count and port in range, the endpoint well formed: a
+        bad value is refused here, naming the setting and where it came from."""
         endpoint = self._values["endpoint"]
-        if endpoint != BUILTIN_ENDPOINT and not endpoint.startswith(("tcp://", "ipc://")):
+        if endpoint != BUILTIN_ENDPOINT and not _ENDPOINT.match(endpoint) and not (
+                endpoint.startswith("ipc://") and len(endpoint) > 6):
             raise ConfigError(f"setting 'endpoint' ({self.origin('endpoint')}): {endpoint!r} is "
-                              f"neither 'emulator' nor a ZMQ address like tcp://host:5556")
-        for name in ("shots", "max_shots", "emulator_port"):
-            if self._values[name] <= 0:
-                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be positive")
-        for name in ("connect_timeout", "reply_timeout"):
-            if self._values[name] <= 0:
-                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be positive")
-        for name in ("session.idle_timeout",):
-            if not self._values[name] >= 0 or self._values[name] == float("inf"):
-                raise ConfigError(f"setting '{name}' ({self.origin(name)}) must be a finite "
-                                  f"number of seconds >= 0")
-        if not 0 < self._values["session.poll_interval"] <= 60:
-            raise ConfigError(f"setting 'session.poll_interval' "
-                              f"({self.origin('session.poll_interval')}) must be between 0 and "
-                              f"60 seconds")
-        if self._values["retries"] < 0:
-            raise ConfigError(f"setting 'retries' ({self.origin('retries')}) must be >= 0")
+                              f"neither 'emulator' nor a ZMQ address like tcp://host:5556 (port "
+                              f"1-65535) or ipc:///path")
+        for name, (low, high, low_open) in BOUNDS.items():
+            value = self._values[name]
+            too_low = value <= low if low_open else value < low
+            if not math.isfinite(value) or too_low or value > high:
+                bound = f"{'above' if low_open else 'at least'} {low:g} and at most {high:g}"
+                raise ConfigError(f"setting '{name}' ({self.origin(name)}): {value!r} must be a "
+                                  f"finite number {bound}")
 
     def get(self, name: str) -> Any:
         return self._values[name]

@@ -79,6 +79,27 @@ class JobFailedError(QmioError):
     exit_code = 1
 
 
+class JobEndpointError(JobFailedError):
+    """The job ended in ERROR because the QPU endpoint failed: unreachable, no answer, or the
+    QPU refused. Check the control server (or the emulator), then resubmit."""
+
+    exit_code = 4
+
+
+class JobProgramError(JobFailedError):
+    """The job ended in ERROR because its program did not pass the batch step's check."""
+
+    exit_code = 2
+
+
+#: The error file's ``kind`` -> the error a caller gets for the failed job.
+FAILURE_KINDS: dict[str, type[JobFailedError]] = {
+    "EndpointUnreachableError": JobEndpointError, "EndpointTimeoutError": JobEndpointError,
+    "QPUError": JobEndpointError, "ProtocolError": JobEndpointError,
+    "ProgramError": JobProgramError,
+}
+
+
 class JobTimeoutError(QmioError):
     """Waiting for a job took longer than the caller allowed; the job itself goes on."""
 

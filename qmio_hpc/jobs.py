@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .config import Settings
 from .connection import Connection
-from .errors import JobFailedError, JobTimeoutError, ProgramError, QmioError
+from .errors import FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError
 from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
 from .states import Status, resolve
@@ -213,9 +213,16 @@ class JobManager:
             return data
         status = self.status(job_id)
         if status.name in ("ERROR", "CANCELLED"):
-            raise JobFailedError(f"job {job_id} ended {status.name}: {status.detail}")
+            raise self.failure(job_id, status)
         raise JobFailedError(f"job {job_id} has no result yet: it is {status.name} "
                              f"({status.detail})")
+
+    def failure(self, job_id: str, status: Status) -> JobFailedError:
+        """The error for a job that ended without a result: its class (and so the CLI's exit
+        code) says what failed, from the kind its error file records."""
+        kind = str((self.store.get(job_id).error() or {}).get("kind", ""))
+        cls = FAILURE_KINDS.get(kind, JobFailedError) if status.name == "ERROR" else JobFailedError
+        return cls(f"job {job_id} ended {status.name}: {status.detail}")
 
     def cancel(self, job_ids: Iterable[str]) -> dict[str, Status]:
         """Cancel jobs that are not final yet; returns each job's status before the cancel."""

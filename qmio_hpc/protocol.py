@@ -31,6 +31,10 @@ RESULTS_FORMATS: dict[str, tuple[int, int]] = {
 #: Optimisation level -> TketOptimizations flag value, as CESGA's tools send them.
 OPTIMIZATION_FLAGS: dict[int, int] = {0: 1, 1: 18, 2: 30}
 METRICS_DEFAULT = 6
+#: Bounds that keep every deadline finite (shots x repetition period sets the reply timeout);
+#: a job's shots are split into executions of at most the setting ``max_shots`` each.
+MAX_SHOTS = 10_000_000
+MAX_REPETITION_PERIOD = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,11 +47,16 @@ class ExecutionOptions:
     res_format: str = "binary_count"
 
     def __post_init__(self) -> None:
-        if isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1:
-            raise ProgramError(f"shots must be a positive integer, got {self.shots!r}")
-        if self.repetition_period is not None and not self.repetition_period > 0:
-            raise ProgramError(f"repetition_period must be positive seconds, got "
-                               f"{self.repetition_period!r}")
+        if (isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1
+                or self.shots > MAX_SHOTS):
+            raise ProgramError(f"shots must be a whole number from 1 to {MAX_SHOTS}, got "
+                               f"{self.shots!r}")
+        period = self.repetition_period
+        if period is not None and (isinstance(period, bool)
+                                   or not isinstance(period, (int, float))
+                                   or not 0 < period <= MAX_REPETITION_PERIOD):
+            raise ProgramError(f"repetition_period must be seconds above 0 and at most "
+                               f"{MAX_REPETITION_PERIOD:g}, got {period!r}")
         if self.optimization is not None and self.optimization not in OPTIMIZATION_FLAGS:
             raise ProgramError(f"optimization must be one of {sorted(OPTIMIZATION_FLAGS)}, got "
                                f"{self.optimization!r}")

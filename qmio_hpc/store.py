@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from .errors import JobNotFoundError, QmioError, SessionNotFoundError
 
-JOB_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+JOB_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "L1\n" is no id
 SPEC_VERSION = 1
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -131,14 +132,14 @@ def test_emulator_stopped_while_job_waits_ends_in_error_naming_the_endpoint(
     began = time.monotonic()
     out = run_qmio("result", job_id, "--wait", "--timeout", "30")
     assert time.monotonic() - began < 15  # connect_timeout is 3 s here; nowhere near 50 s
-    assert out.returncode == 1
+    assert out.returncode == 4  # the endpoint failed
     assert "ERROR" in out.stderr and emu.endpoint in out.stderr
 
 
 def test_unreachable_endpoint_ends_in_error(qmio_env, bell):
     out = run_qmio("--endpoint", "tcp://127.0.0.1:9", "submit", str(bell), "--wait",
                    env={"QMIO_CONNECT_TIMEOUT": "1"})
-    assert out.returncode == 1
+    assert out.returncode == 4
     assert "cannot reach the QPU control server at tcp://127.0.0.1:9" in out.stderr
 
 
@@ -146,7 +147,7 @@ def test_invalid_program_fails_in_validation(qmio_env, tmp_path):
     bad = tmp_path / "bad.qasm"
     bad.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nfrob q[0];\n')
     out = run_qmio("submit", str(bad), "--wait")
-    assert out.returncode == 1 and "not valid OpenQASM 2" in out.stderr and "frob" in out.stderr
+    assert out.returncode == 2 and "not valid OpenQASM 2" in out.stderr and "frob" in out.stderr
 
 
 @pytest.mark.parametrize("args,code,words", [
@@ -218,3 +219,48 @@ def test_backends_and_calibration_show_the_device(qmio_env, tmp_path):
     assert info["calibration"]["age_seconds"] > 0
     bad = run_qmio("calibration", env={"QMIO_CALIBRATION_DIR": str(tmp_path / "none")})
     assert bad.returncode == 2 and "none" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"QMIO_CONNECT_TIMEOUT": "nan"}, "'connect_timeout' (environment QMIO_CONNECT_TIMEOUT)"),
+    ({"QMIO_REPLY_TIMEOUT": "inf"}, "'reply_timeout'"),
+    ({"QMIO_REPLY_TIMEOUT": "-3"}, "'reply_timeout'"),
+    ({"QMIO_EMULATOR_PORT": "70000"}, "'emulator_port'"),
+    ({"QMIO_EMULATOR_PORT": "0"}, "'emulator_port'"),
+    ({"QMIO_RETRIES": "-1"}, "'retries'"),
+    ({"QMIO_SHOTS": "20000000"}, "'shots'"),
+    ({"QMIO_ASSUMED_REPETITION_PERIOD": "0"}, "'assumed_repetition_period'"),
+    ({"ZMQ_SERVER": "tcp://qpu"}, "'endpoint' (environment ZMQ_SERVER)"),
+    ({"ZMQ_SERVER": "tcp://qpu:99999"}, "'endpoint'"),
+    ({"ZMQ_SERVER": "http://qpu:5556"}, "'endpoint'"),
+])
+def test_every_deadline_and_address_is_checked_when_settings_load(qmio_env, env, words):
+    out = run_qmio("status", env=env)
+    assert out.returncode == 2 and words in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (("--repetition-period", "inf"), "repetition_period"),
+    (("--repetition-period", "nan"), "repetition_period"),
+    (("--shots", "10000001"), "shots"),
+])
+def test_bad_options_are_refused_before_anything_is_submitted(qmio_env, bell, args, words):
+    out = run_qmio("submit", str(bell), *args)
+    assert out.returncode == 2 and words in out.stderr, out.stderr
+    assert not (Path(qmio_env["QMIO_STORE"]) / "jobs").exists() or not any(
+        (Path(qmio_env["QMIO_STORE"]) / "jobs").iterdir())
+
+
+def test_bad_files_and_ids_are_bad_input(qmio_env, tmp_path):
+    directory = run_qmio("submit", str(tmp_path))
+    assert directory.returncode == 2 and "is a directory" in directory.stderr
+    binary = subprocess.run([sys.executable, "-m", "qmio_hpc", "submit", "-"],
+                            input=b"\xff\xfe\x00", capture_output=True, timeout=60)
+    assert binary.returncode == 2 and b"standard input is not UTF-8" in binary.stderr
+    newline = run_qmio("status", "L1\n")
+    assert newline.returncode == 3 and "not a valid job id" in newline.stderr
+    config = tmp_path / "user.toml"
+    config.write_bytes(b"shots = \xff\n")
+    bad_config = run_qmio("status", env={"QMIO_USER_CONFIG": str(config)})
+    assert bad_config.returncode == 2 and "cannot read config file" in bad_config.stderr
