@@ -17,9 +17,11 @@ Security, since the worker listens on a compute node that other users share:
   alone.
 
 Messages (client -> worker, each an object with ``op``):
-``queued`` (a job is in the queue; no reply), ``close`` / ``cancel`` (look at the session's marks
-now; no reply), ``wait`` with ``id``, ``jobs`` and ``timeout`` (the reply ``{"id", "final": {job:
-status}}`` comes when one of the jobs is final, or at the timeout with ``final`` empty: a heartbeat).
+``queued`` with ``entry``, ``job`` and ``id`` (a job is in the queue, and this client waits for
+it: the reply ``{"id", "final": {job: "final"}}`` comes when it is final, or after a minute with
+``final`` empty), ``wait`` with ``id``, ``jobs`` and ``timeout`` (the same reply, when one of the
+jobs is final or at the timeout: a heartbeat), ``close`` / ``cancel`` (look at the session's marks
+now; no reply).
 """
 
 from __future__ import annotations
@@ -184,7 +186,8 @@ class ChannelClient:
             raise ChannelError(f"no connection to the session's worker at {address} within "
                                f"{CONNECT_TIMEOUT:g} s")
         self._next = 0
-        self._early: dict[int, dict[str, Any]] = {}
+        self._early: dict[int, dict[str, Any]] = {}  # answers received, by request id
+        self._registered: dict[str, int] = {}  # job -> the request that awaits it
 
     def send(self, message: dict[str, Any]) -> bool:
         try:
@@ -193,30 +196,48 @@ class ChannelClient:
         except zmq.Again:
             return False
 
-    def wait(self, jobs: list[str], timeout: float) -> dict[str, str] | None:
-        """Ask the worker to answer when one of ``jobs`` is final, or after ``timeout`` seconds.
-
-        Returns the final ones (maybe none: a heartbeat), or None when no answer came in
-        ``timeout`` plus a second: the worker is gone or out of reach."""
+    def queued(self, job_id: str, entry: str) -> bool:
+        """Tell the worker a job is in its queue (naming its entry), and ask in the same message
+        to be told when it is final: ``wait`` then only listens."""
         self._next += 1
-        request_id = self._next
-        if not self.send({"op": "wait", "id": request_id, "jobs": jobs, "timeout": timeout}):
-            return None
-        deadline = time.monotonic() + timeout + 1.0
+        if not self.send({"op": "queued", "entry": entry, "job": job_id, "id": self._next}):
+            return False
+        self._registered[job_id] = self._next
+        return True
+
+    def wait(self, jobs: list[str], timeout: float) -> dict[str, str] | None:
+        """Wait until one of ``jobs`` is final, or ``timeout`` seconds; returns the final ones.
+
+        Jobs announced with ``queued`` are already awaited: this listens. Otherwise it asks the
+        worker, which answers when one is final or at the timeout (a heartbeat, ``{}``); None
+        means no answer came in ``timeout`` plus a second: the worker is gone or out of reach."""
+        wanted = {self._registered[j] for j in jobs if j in self._registered}
+        asked = not wanted
+        if asked:
+            self._next += 1
+            if not self.send({"op": "wait", "id": self._next, "jobs": jobs, "timeout": timeout}):
+                return None
+            wanted = {self._next}
+        deadline = time.monotonic() + timeout + (1.0 if asked else 0.0)
         while True:
-            if request_id in self._early:
-                return self._early.pop(request_id).get("final") or {}
+            for request_id in wanted & set(self._early):
+                return self._answer(self._early.pop(request_id))
             left = deadline - time.monotonic()
             if left <= 0 or not self.socket.poll(int(left * 1000)):
-                return None
+                return None if asked else {}
             message = decode(self.socket.recv())
-            if message is None or not isinstance(message.get("id"), int):
-                continue
-            if message["id"] == request_id:
-                final = message.get("final")
-                return final if isinstance(final, dict) else {}
-            if message["id"] > request_id:  # cannot happen in order; keep it anyway
+            if message is not None and isinstance(message.get("id"), int):
                 self._early[message["id"]] = message
+                if len(self._early) > 1000:  # answers nobody waits for any more
+                    self._early.pop(next(iter(self._early)))
+
+    def _answer(self, message: dict[str, Any]) -> dict[str, str]:
+        """An answer ends the request it answers: forget the jobs it was about."""
+        for job_id, request_id in list(self._registered.items()):
+            if request_id == message["id"]:
+                del self._registered[job_id]
+        final = message.get("final")
+        return final if isinstance(final, dict) else {}
 
     def close(self) -> None:
         self.socket.close(linger=0)

@@ -1,4 +1,5 @@
-"""Making a submitter's job files durable without making the submitter wait for the disk."""
+"""Making job files durable without making anyone wait for the disk: a submitter's specs, a
+session worker's results."""
 
 from __future__ import annotations
 
@@ -10,19 +11,21 @@ from .store import JobDir, sync_directory
 
 
 class Syncer:
-    """fsyncs job files in a background thread, so that a submission returns as soon as its
-    files are complete and in place (atomic renames), and is durable a moment later.
+    """fsyncs job files in a background thread: a submission returns, and a worker tells its
+    client, as soon as the files are complete and in place (atomic renames); they are durable a
+    moment later.
 
     The thread wakes on its own every ``GROUP_SECONDS`` rather than when a job is added: a
     submission wakes no thread (on a small node, every thread woken delays the messages that
     carry the job), and the jobs of one period share the fsync of their parent directory (a
-    group commit). It ends after ``IDLE_SECONDS`` without work. Pending syncs are finished
+    group commit); nor does the disk, however slow, hold up the next job. It ends after ``IDLE_SECONDS`` without work. Pending syncs are finished
     before the process exits."""
 
     GROUP_SECONDS = 0.02
     IDLE_SECONDS = 2.0
 
-    def __init__(self) -> None:
+    def __init__(self, *names: str) -> None:
+        self.names = names or ("spec.json",)  # the files of each job to fsync
         self._pending: list[JobDir] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -48,7 +51,7 @@ class Syncer:
         with self._lock:
             batch, self._pending = self._pending, []
         for job in batch:
-            job.sync("spec.json", directory=False)
+            job.sync(*self.names, directory=False)
         for directory in {job.path for job in batch} | {job.path.parent for job in batch}:
             sync_directory(directory)
         return bool(batch)

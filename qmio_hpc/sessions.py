@@ -167,7 +167,7 @@ class Sessions:
             job = session.create_job(number, {**spec, "job_id": job_id})
             entry = FifoQueue(session.file("queue")).add(session.queue_entry(job_id).name)
         channel = self.channel(session_id, session)
-        if channel is not None and not channel.send({"op": "queued", "entry": entry.name}):
+        if channel is not None and not channel.queued(job_id, entry.name):
             self.channel_failed(session_id)
         # Every file is complete and in place (atomic renames) before the worker hears of the
         # job; making them durable overlaps with the worker running it.

@@ -5,10 +5,10 @@ holds the local QPU lock), keeps one connection to the endpoint, and serves the 
 submission order until the session is closed, cancelled, idle for too long, out of time, or its
 allocation is ended underneath it.
 
-One thread does it all: while a request is on the QPU, the client's wait also serves the channel
+One thread serves: while a request is on the QPU, the client's wait also serves the channel
 (``transport.Background``), so clients are answered, and new ones admitted, while the QPU works,
 and a job's end is told to its waiting client by the thread that wrote its result, with no
-hand-off in between.
+hand-off in between. (A second thread only fsyncs results afterwards: ``durable.Syncer``.)
 
 However it ends, no job is left unfinished: jobs that never started end CANCELLED ("the session
 ended before it ran"), and a job the end caught running ends ERROR, saying it may have run on the
@@ -32,6 +32,7 @@ import zmq
 
 from .channel import ChannelServer
 from .connection import Connection
+from .durable import Syncer
 from .errors import QmioError
 from .fifo import FifoQueue
 from .sessions import BATCH_LINGER, ended_before_it_ran, session_lock
@@ -46,11 +47,8 @@ TICK = 0.2
 EMULATOR_RECHECK = 60.0
 #: worker.json (usage, last jobs) is rewritten at most this often while jobs run.
 PUBLISH_EVERY = 1.0
-#: Results are fsynced together (a group commit) once the worker has had nothing to run for
-#: SYNC_DELAY seconds, or at the latest after SYNC_EVERY results or SYNC_MAX_AGE seconds.
-SYNC_DELAY = 0.02
-SYNC_EVERY = 16
-SYNC_MAX_AGE = 1.0
+#: How long a client that queued a job is told nothing before a heartbeat answer.
+QUEUED_WAIT = 60.0
 #: Waiting clients remembered at most (only the owner can connect; this bounds a runaway one).
 MAX_WAITERS = 10_000
 
@@ -98,8 +96,7 @@ class Worker:
         self.expected = 1  # the number of the job that should come next
         self.terminated = False
         self.published = 0.0
-        self.unsynced: list[JobDir] = []  # results written but not yet fsynced
-        self.unsynced_since = 0.0
+        self.syncer = Syncer("result.json", "error.json")
         self.info: dict[str, Any] = {
             "phase": "starting", "pid": os.getpid(), "host": socket.gethostname(),
             "started_at": self.started, "deadline": self.deadline, "address": None,
@@ -139,6 +136,11 @@ class Worker:
         op = message.get("op")
         if op == "queued" and isinstance(message.get("entry"), str):
             self.hints.add(message["entry"][:80])  # its queue entry: no need to list the queue
+            job, request_id = message.get("job"), message.get("id")
+            if (isinstance(job, str) and isinstance(request_id, int)
+                    and len(self.waiters) < MAX_WAITERS):  # and its sender waits for it
+                self.waiters.append((identity, request_id, {job[:80]},
+                                     time.monotonic() + QUEUED_WAIT))
         elif op in ("queued", "close", "cancel"):
             self.scan_due = True  # the marks and the queue on disk say what to do
         elif op == "wait":
@@ -215,23 +217,12 @@ class Worker:
             claim_entry(entry)  # gone in every case: ended by us, or by whoever claimed it
         self.last_request = self.last_activity = time.monotonic()
         self._answer_waiters(time.monotonic(), {job_id})  # the waiting client first,
-        if not self.unsynced:
-            self.unsynced_since = time.monotonic()
-        self.unsynced.append(job)  # then the result is made durable, with the next ones
-        if (len(self.unsynced) >= SYNC_EVERY
-                or time.monotonic() - self.unsynced_since >= SYNC_MAX_AGE):
-            self._sync_results()
+        self.syncer.add(job)  # then the result is made durable, in the background
         self.info["jobs_done"] += 1
         self.info["busy_seconds"] += time.time() - began
         self.info.update(last_job_started=began, last_job_completed=time.time())
         if time.monotonic() - self.published >= PUBLISH_EVERY:
             self.publish()
-
-    def _sync_results(self) -> None:
-        """fsync the results written since the last time (see SYNC_DELAY)."""
-        for job in self.unsynced:
-            job.sync("result.json", "error.json")
-        self.unsynced.clear()
 
     # -- stopping --------------------------------------------------------------------------------
 
@@ -310,14 +301,9 @@ class Worker:
                     self._run(entry, client)
                     self.scan_due = not self.hints  # straight on to the next, hinted or listed
                     continue
-            wait = min(TICK, self.poll_interval)
-            if self.unsynced:  # results to make durable once no job has come for a moment
-                wait = min(wait, max(0.0, self.unsynced_since + SYNC_DELAY - time.monotonic()))
-            ready = dict(poller.poll(wait * 1000))
+            ready = dict(poller.poll(min(TICK, self.poll_interval) * 1000))
             self.handle({s for s in self.server.sockets if s in ready})
-            if self.unsynced and time.monotonic() - self.unsynced_since >= SYNC_DELAY:
-                self._sync_results()
-        self._sync_results()
+        self.syncer.flush()
         self.session.mark_closed(reason)
         self._end_unfinished(reason)
         self._answer_waiters(float("inf"), {j for _, _, jobs, _ in self.waiters for j in jobs})
