@@ -116,7 +116,13 @@ def test_second_job_waits_for_the_qpu_then_runs(slurm_env, tmp_path, emulator_fa
     queued = status_of(second)
     assert queued["status"] == "QUEUED" and queued["scheduler_state"] == "PENDING"
     assert squeue_state(second) == "PENDING"
-    assert any(word in queued["detail"] for word in ("Resources", "Priority"))
+    # Slurm names the reason at its next scheduling pass (sched_interval=2): until then, none
+    deadline = time.monotonic() + 10
+    while (not any(word in queued["detail"] for word in ("Resources", "Priority"))
+           and time.monotonic() < deadline and queued["status"] == "QUEUED"):
+        time.sleep(0.3)
+        queued = status_of(second)
+    assert any(word in queued["detail"] for word in ("Resources", "Priority")), queued
     wait_for(first, {"DONE"})
     wait_for(second, {"DONE"})
 
