@@ -264,3 +264,30 @@ def test_bad_files_and_ids_are_bad_input(qmio_env, tmp_path):
     config.write_bytes(b"shots = \xff\n")
     bad_config = run_qmio("status", env={"QMIO_USER_CONFIG": str(config)})
     assert bad_config.returncode == 2 and "cannot read config file" in bad_config.stderr
+
+
+def test_a_killed_runner_takes_its_step_with_it_and_the_error_stays(qmio_env, emulator_factory,
+                                                                     tmp_path):
+    """A runner gone is a failed allocation (NODE_FAIL, ERROR): its step must not live on and
+    write a result that would turn the job DONE afterwards."""
+    import os
+    import signal
+
+    from qmio_hpc.fifo import pid_alive
+    from qmio_hpc.store import JobStore, read_json
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    job_id = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.003")
+    wait_status(job_id, {"RUNNING"}, detail="program 1 of 1")
+    job = JobStore(qmio_env["QMIO_STORE"]).get(job_id)
+    runner, step = read_json(job.file("local.json"))["pid"], job.state()["pid"]
+    os.kill(runner, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while pid_alive(step) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(step)
+    assert wait_status(job_id, {"ERROR"}, timeout=10)["status"] == "ERROR"
+    time.sleep(4)  # the 3 s program would have ended by now, had the step lived on
+    assert wait_status(job_id, {"ERROR", "DONE"}, timeout=5)["status"] == "ERROR"
+    assert job.result() is None

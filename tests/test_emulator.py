@@ -85,6 +85,16 @@ def test_invalid_program_is_an_exception_reply(emulator):
     assert ask(emulator.endpoint, ("version",))["qat_rpc_version"] == "1.0.0"
 
 
+def test_an_error_reply_is_bounded_whatever_the_request(emulator):
+    """An error that quotes what it received is cut: a 4 MB request gets a small reply."""
+    huge = "OPENQASM 2.0;\nqreg q[1];\n" + "x" * 4_000_000 + " q[0];\n"
+    reply = ask(emulator.endpoint, ("program", huge, config()))
+    assert set(reply) == {"Exception"} and len(reply["Exception"]) < 2100
+    garbage = ask(emulator.endpoint, ("program", 42, "{" * 3_000_000))
+    assert set(garbage) == {"Exception"} and len(garbage["Exception"]) < 2100
+    assert ask(emulator.endpoint, ("version",))["qat_rpc_version"] == "1.0.0"
+
+
 @pytest.mark.parametrize("prog,words", [
     ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[33];\ncreg c[1];\nx q[32];\n'
      'measure q[32] -> c[0];\n', "Unable to resolve hardware"),

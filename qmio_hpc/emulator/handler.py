@@ -55,6 +55,18 @@ def parse_request(message: Any) -> Request:
     return ProgramRequest(program, config)
 
 
+#: The longest error text a reply carries: an error that quotes what it received (a huge
+#: program, say) is cut, so a request can never make the reply grow with it.
+MAX_ERROR_TEXT = 2000
+
+
+def bounded_repr(exc: BaseException) -> str:
+    text = repr(exc)
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return f"{text[:MAX_ERROR_TEXT]}... ({len(text) - MAX_ERROR_TEXT} more characters cut)"
+
+
 class Handler:
     """Answers requests. ``time_model`` makes programs take shots x repetition period."""
 
@@ -77,7 +89,7 @@ class Handler:
                 return self._queries[request.what](self)
             return self.run_program(request)
         except Exception as exc:  # the protocol's way of reporting every failure
-            return {"Exception": repr(exc)}
+            return {"Exception": bounded_repr(exc)}
 
     def run_program(self, request: ProgramRequest) -> dict[str, Any]:
         from .simulate import execute, execution_seconds  # noqa: PLC0415 - imports Qiskit

@@ -15,6 +15,7 @@ from typing import Any, Callable
 import zmq
 
 from .. import wire
+from .handler import bounded_repr
 
 log = logging.getLogger("qmio_hpc.emulator")
 
@@ -67,7 +68,7 @@ class EmulatorServer:
             message = wire.loads(payload)
         except Exception as exc:  # unsafe or garbled request: answer as the real server would
             log.warning("refused request: %s", exc)
-            return {"Exception": repr(ValueError(f"unreadable request: {exc}"))}
+            return {"Exception": bounded_repr(ValueError(f"unreadable request: {exc}"))}
         started = time.monotonic()
         reply = self.handler(message)
         kind = message[0] if isinstance(message, tuple) and message else type(message).__name__

@@ -9,6 +9,7 @@ reparented away from whoever submitted it. It imports nothing heavy.
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import signal
@@ -16,9 +17,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..fifo import FifoQueue
 from ..store import read_json, write_json_atomic
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """For the child, between fork and exec: be killed when this runner dies (Linux
+    PR_SET_PDEATHSIG). A runner that is gone is taken as a failed allocation (NODE_FAIL), and
+    a step that outlived it could still write a result after that, changing a final status."""
+    def setup() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            return  # no prctl here: the step outlives a killed runner, as before
+        if os.getppid() != parent:  # the runner died before prctl took effect
+            os._exit(1)
+    return setup
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
@@ -50,7 +69,8 @@ def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
             os.chmod(out_path, 0o600)
             os.chmod(err_path, 0o600)
             child = subprocess.Popen([sys.executable, *args], cwd=directory,
-                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                                     stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                     preexec_fn=_die_with(os.getpid()))
             code = child.wait()
         return code
     except SystemExit as exc:
