@@ -75,7 +75,7 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
     keeps one for all of its jobs. Failures raise; ``execute`` records them. ``claim`` makes this
     process the one that ends the job (default: ``JobDir.claim_outcome``)."""
     spec = spec or job.spec()
-    claim = claim or (lambda: job.claim_outcome("step"))
+    claim = claim or _claim(job)
     options = ExecutionOptions(**spec["options"])
     programs: list[dict[str, str]] = spec["programs"]
     endpoint = client.endpoint
@@ -111,7 +111,7 @@ def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool 
     built-in emulator, and fail): every failure, that one included, ends with an error file
     naming the reason. ``durable=False`` leaves the result's fsync to the caller
     (``JobDir.sync``); ``claim`` is passed to ``run_step`` and guards the error file too."""
-    claim = claim or (lambda: job.claim_outcome("step"))
+    claim = claim or _claim(job)
     try:
         spec = job.spec()
         check_job(job, spec)
@@ -166,10 +166,15 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
 
 
+def _claim(job: JobDir) -> Callable[[], bool]:
+    """How a batch step becomes the one that ends its job (a session's worker passes its own)."""
+    return lambda: job.claim_outcome("step")
+
+
 def _fail(job: JobDir, kind: str, message: str, code: int,
           claim: Callable[[], bool] | None = None) -> int:
     log.error("%s: %s", kind, message)
-    if (claim or (lambda: job.claim_outcome("step")))():
+    if (claim or _claim(job))():
         job.write_error(kind, message)
         job.set_state("error", message)
     return code

@@ -191,9 +191,9 @@ class JobDir:
     def claim_outcome(self, by: str) -> bool:
         """Become the one writer of this job's outcome (result, error or cancel mark).
 
-        A session's worker and a client that finds the session dead may both want to end a job;
-        whoever creates ``outcome`` first writes it, so a final status never changes. A job with
-        an outcome already (older writers did not claim) cannot be claimed."""
+        How a batch step claims its job: whoever creates ``outcome`` first writes the outcome, so
+        a final status never changes. A job with an outcome already cannot be claimed. (A job in
+        a session is claimed by removing its queue entry instead: ``claim_entry``.)"""
         if self.result() is not None or self.error() is not None:
             return False
         try:
@@ -295,20 +295,19 @@ class JobStore:
             if sub.stat().st_mode & 0o077:
                 os.chmod(sub, 0o700)
 
-    def _create(self, kind: str, spec: dict[str, Any], sync: bool = True) -> Path:
+    def _create(self, kind: str, spec: dict[str, Any]) -> Path:
         self._ensure(kind)
         now = time.time()  # keys sort in creation order, to the microsecond
         key = (time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) +
                f"-{int(now * 1e6) % 1_000_000:06d}-{secrets.token_hex(3)}")
         path = self.root / self.KINDS[kind][0] / key
         path.mkdir(mode=0o700)
-        write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec}, durable=sync)
+        write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec})
         return path
 
-    def create(self, spec: dict[str, Any], *, sync: bool = True) -> JobDir:
-        """A new job directory holding ``spec``; not yet known by any id. ``sync=False`` leaves
-        the fsyncs to the caller, who writes more first (``JobDir.sync``)."""
-        return JobDir(self._create("job", spec, sync))
+    def create(self, spec: dict[str, Any]) -> JobDir:
+        """A new job directory holding ``spec``; not yet known by any id."""
+        return JobDir(self._create("job", spec))
 
     def create_session(self, spec: dict[str, Any]) -> SessionDir:
         """A new session directory holding ``spec``; not yet known by any id."""
