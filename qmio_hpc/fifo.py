@@ -50,11 +50,16 @@ class FifoQueue:
     def add(self, name: str, content: str = "") -> Path:
         """Create entry ``name`` holding ``content``, whole or not at all (an empty entry is
         whole the moment it exists)."""
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.directory / name
         if not content:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileNotFoundError:  # the first entry creates the directory
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
             return path
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.directory / f".{name}.{secrets.token_hex(4)}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

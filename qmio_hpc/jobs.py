@@ -165,12 +165,17 @@ class JobManager:
         is final, with the scheduler asked at most once a second (to notice a session that
         died). Other jobs are polled, backing off from 0.1 s to 2 s between queries."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        job = self.store.get(job_id)
-        session = (job.scheduler_record() or {}).get("session")
+        ours = self._sessions.submitted(job_id) if self._sessions is not None else None
+        if ours is not None:  # submitted by this process: no lookups in the store
+            session, job = ours
+        else:
+            job = self.store.get(job_id)
+            session = (job.scheduler_record() or {}).get("session")
         delay = 0.1
         # A session's job is not looked up with the scheduler before its first second: the
         # channel says when it is final, and a session that died is noticed within a second.
-        next_query = 0.0 if session is None or job.has_outcome() else time.monotonic() + 1.0
+        # (One with an outcome already is looked up at once: see the loop.)
+        next_query = 0.0 if session is None else time.monotonic() + 1.0
         status = Status("QUEUED", "submitted")
         while True:
             now = time.monotonic()
@@ -232,8 +237,9 @@ class JobManager:
             if status.final:
                 continue
             job = self.store.get(job_id)
-            job.mark_cancelled()
             record = job.scheduler_record() or {}
+            if record.get("executor") != "session":  # a session's job: see SessionJobs.cancel
+                job.mark_cancelled()
             by_executor.setdefault(record.get("executor", "local"), []).append(job_id)
         for executor, ids in by_executor.items():
             self.scheduler(executor).cancel(ids)

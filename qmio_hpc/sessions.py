@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 BATCH_LINGER = 3.0
 #: After an unanswered channel request, use the files alone for this long before trying again.
 CHANNEL_RETRY = 5.0
-#: A submitter reads the worker's record (deadline, pace) at most this often.
+#: A submitter reads the worker's record (deadline, pace) and counts the queue at most this often.
 INFO_MAX_AGE = 0.5
+#: Jobs whose session a process remembers having submitted them into (``Sessions.submitted``).
+MAX_REMEMBERED = 10_000
 
 STATUS_PENDING = "Pending"
 STATUS_ACCEPTING = "In progress, accepting new jobs"
@@ -56,14 +58,20 @@ def ended_before_it_ran(reason: str, job_id: str) -> str:
 
 
 @contextlib.contextmanager
-def session_lock(session: SessionDir) -> Iterator[int]:
-    """The session's lock (on its counter file): submitters and the stopping worker take it."""
-    fd = os.open(session.file("counter"), os.O_RDWR | os.O_CREAT, 0o600)
+def session_lock(session: SessionDir, fd: int | None = None) -> Iterator[int]:
+    """The session's lock (on its counter file): submitters and the stopping worker take it.
+    ``fd``: the counter file, kept open by a submitter (one open and close fewer per job)."""
+    own = fd is None
+    if fd is None:
+        fd = os.open(session.file("counter"), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield fd
     finally:
-        os.close(fd)
+        if own:
+            os.close(fd)  # which also unlocks
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _next_number(fd: int) -> int:
@@ -104,6 +112,9 @@ class Sessions:
         self._channel_down: dict[str, float] = {}
         self._session_dirs: dict[str, SessionDir] = {}
         self._worker_info: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._queued: dict[str, int] = {}  # per session: jobs queued by us since info was read
+        self._submitted: dict[str, tuple[str, JobDir]] = {}  # our jobs: their session and dir
+        self._counter_fds: dict[str, int] = {}  # open counter files (the lock), by session
 
     # -- starting ---------------------------------------------------------------------------------
 
@@ -159,13 +170,17 @@ class Sessions:
         spec = self.manager.build_spec(programs, options, meta)
         spec["session"] = session_id
         self._check_accepting(session_id, session, spec)
-        with session_lock(session) as fd:
+        with session_lock(session, self._counter_fd(session_id, session)) as fd:
             if session.is_closed() or session.is_cancelled():
                 raise self._closed_error(session_id, session)
             number = _next_number(fd)
             job_id = f"{session_id}.{number}"
             job = session.create_job(number, {**spec, "job_id": job_id})
             entry = FifoQueue(session.file("queue")).add(session.queue_entry(job_id).name)
+        self._queued[session_id] = self._queued.get(session_id, 0) + 1
+        self._submitted[job_id] = (session_id, job)
+        if len(self._submitted) > MAX_REMEMBERED:
+            self._submitted.pop(next(iter(self._submitted)))
         channel = self.channel(session_id, session)
         if channel is not None and not channel.queued(job_id, entry.name):
             self.channel_failed(session_id)
@@ -173,6 +188,20 @@ class Sessions:
         # job; making them durable overlaps with the worker running it.
         syncer.add(job)
         return job_id
+
+    def _counter_fd(self, session_id: str, session: SessionDir) -> int:
+        """The session's counter file, opened once (a few sessions per process at most)."""
+        fd = self._counter_fds.get(session_id)
+        if fd is None:
+            if len(self._counter_fds) >= 16:
+                os.close(self._counter_fds.pop(next(iter(self._counter_fds))))
+            fd = os.open(session.file("counter"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._counter_fds[session_id] = fd
+        return fd
+
+    def submitted(self, job_id: str) -> tuple[str, JobDir] | None:
+        """The session and directory of a job this process submitted (no lookup in the store)."""
+        return self._submitted.get(job_id)
 
     def _closed_error(self, session_id: str, session: SessionDir) -> SessionClosedError:
         reason = ("cancelled" if session.is_cancelled() else
@@ -188,14 +217,16 @@ class Sessions:
         seen, info = self._worker_info.get(session_id, (0.0, {}))
         if time.monotonic() - seen > INFO_MAX_AGE:
             info = session.worker_info()
+            info["queued"] = len(os.listdir(session.file("queue")))
             self._worker_info[session_id] = (time.monotonic(), info)
+            self._queued[session_id] = 0
         if info.get("phase") == "ended":
             raise SessionClosedError(f"The session is closed: session {session_id} has ended "
                                      f"({info.get('end_reason') or 'its worker stopped'})")
         deadline = info.get("deadline")
         if deadline:
             left = deadline - time.time()
-            queued = len(os.listdir(session.file("queue")))
+            queued = info["queued"] + self._queued.get(session_id, 0)  # as of INFO_MAX_AGE ago
             need = (queued + 1) * self._job_estimate(info, spec)
             if left < need:
                 raise SessionClosedError(
@@ -380,12 +411,9 @@ class Sessions:
             session = self.store.get_session(session_id)
             session.mark_cancelled("the session was cancelled")
             session.mark_closed("cancelled by its owner")
-            for job_id in session.job_ids():
-                job = self.store.get(job_id)
-                phase = (job.state() or {}).get("phase")
-                if (phase not in ("validating", "running")
-                        and claim_entry(session.queue_entry(job_id))):
-                    job.mark_cancelled("the session was cancelled before it ran")
+            for job_id in session.job_ids():  # those that have not started (the worker has
+                if claim_entry(session.queue_entry(job_id)):  # the running one, if any)
+                    self.store.get(job_id).mark_cancelled("the session was cancelled before it ran")
             self._wake(session_id, session, "cancel")
             record = session.scheduler_record() or {}
             by_executor.setdefault(record.get("executor", "local"), []).append(session_id)
@@ -405,12 +433,11 @@ class Sessions:
             job = self.store.get(job_id)
             if job.has_outcome():
                 continue
-            # Whoever removed a job's queue entry owns its end; with the session dead, a job that
-            # has no outcome yet will get none from them either, so it is ended here in any case.
-            claim_entry(session.queue_entry(job_id))
-            if (job.state() or {}).get("phase") in ("validating", "running"):
+            if claim_entry(session.queue_entry(job_id)):  # it never left the queue
+                job.mark_cancelled(ended_before_it_ran(reason, job_id))
+            elif not job.has_outcome():
+                # Its entry was taken, by the worker (which is gone) or by a cancel that died
+                # before writing: it may have been sent to the QPU, so it is not offered again.
                 job.write_error("SessionEnded", f"the session ended while this job ran "
                                                 f"({reason}); the program may have run on the QPU")
-            else:
-                job.mark_cancelled(ended_before_it_ran(reason, job_id))
 

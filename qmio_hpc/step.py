@@ -68,14 +68,18 @@ def check_job(job: JobDir, spec: dict[str, Any]) -> None:
 
 
 def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
-             spec: dict[str, Any] | None = None, claim: Callable[[], bool] | None = None) -> int:
+             spec: dict[str, Any] | None = None, claim: Callable[[], bool] | None = None,
+             note: Callable[[str], None] | None = None) -> int:
     """Run the job's (checked) programs through ``client`` and write the result.
 
     The client is open already: the batch step opens one for its single job, a session's worker
     keeps one for all of its jobs. Failures raise; ``execute`` records them. ``claim`` makes this
-    process the one that ends the job (default: ``JobDir.claim_outcome``)."""
+    process the one that ends the job (default: ``JobDir.claim_outcome``); ``note`` records the
+    RUNNING progress (default: ``job.set_state`` at once; a worker writes it while the QPU works).
+    """
     spec = spec or job.spec()
     claim = claim or _claim(job)
+    note = note or (lambda message: job.set_state("running", message))
     options = ExecutionOptions(**spec["options"])
     programs: list[dict[str, str]] = spec["programs"]
     endpoint = client.endpoint
@@ -85,10 +89,10 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
     for index, entry in enumerate(programs, 1):
         replies = []
         for part, shots in enumerate(chunks, 1):
-            if job.is_cancelled():
+            if job.cancel_requested():
                 raise Terminated()
-            job.set_state("running", f"program {index} of {len(programs)}, execution "
-                                     f"{part} of {len(chunks)} on {endpoint}")
+            note(f"program {index} of {len(programs)}, execution {part} of {len(chunks)} on "
+                 f"{endpoint}")
             part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
             replies.append(to_plain(client.run_program(entry["program"], part_options)))
         results.append({"name": entry["name"],
@@ -104,23 +108,31 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
 
 
 def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool = True,
-            claim: Callable[[], bool] | None = None) -> int:
+            claim: Callable[[], bool] | None = None, spec: dict[str, Any] | None = None,
+            note: Callable[[str], None] | None = None) -> int:
     """Check and run one job and record how it ended; returns the batch step's exit code.
 
     ``open_client`` (called after the check) gives the client to use (opening it may start the
     built-in emulator, and fail): every failure, that one included, ends with an error file
     naming the reason. ``durable=False`` leaves the result's fsync to the caller
-    (``JobDir.sync``); ``claim`` is passed to ``run_step`` and guards the error file too."""
+    (``JobDir.sync``); ``claim`` and ``note`` are passed to ``run_step``, and ``claim`` guards the
+    error file too. ``spec``: the job's spec, when the caller has read it already."""
     claim = claim or _claim(job)
     try:
-        spec = job.spec()
+        spec = spec or job.spec()
         check_job(job, spec)
-        return run_step(job, open_client(), durable=durable, spec=spec, claim=claim)
+        return run_step(job, open_client(), durable=durable, spec=spec, claim=claim, note=note)
     except ProgramError as exc:
         return _fail(job, "ProgramError", str(exc), EXIT_PROGRAM, claim)
     except EndpointError as exc:
         return _fail(job, type(exc).__name__, str(exc), EXIT_QPU, claim)
     except Terminated as exc:
+        if not str(exc) and not job.is_cancelled() and job.cancel_requested():
+            # a session's job, cancelled while it ran: its end is the worker's to write
+            if claim():
+                job.mark_cancelled("cancelled while it ran: it stopped before its next "
+                                   "execution on the QPU")
+            return EXIT_TERMINATED
         reason = str(exc) or ("the batch step was cancelled" if job.is_cancelled() else
                               "the batch step was terminated by SIGTERM (time limit?)")
         return _fail(job, "Terminated", reason, EXIT_TERMINATED, claim)

@@ -8,6 +8,7 @@ Layout under the store root (directories 0700, files 0600: a job is its owner's 
     jobs/<key>/result.json      the complete result; written to a temporary name, fsynced, renamed
     jobs/<key>/error.json       why the step failed, if it did
     jobs/<key>/cancelled        mark left by ``cancel``
+    jobs/<key>/cancel-request   a running session job is asked to stop (its worker ends it)
     jobs/<key>/local.out|err    the batch step's output (slurm.out|err under Slurm)
     ids/<job id> -> ../jobs/<key>   index from the id users see to the directory
     sessions/<key>/...          one session's directory (see ``SessionDir``), its jobs inside
@@ -20,6 +21,7 @@ directory), so they carry an internal key and ``ids/`` maps ids to them.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -42,6 +44,11 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+#: Temporary names: pid, a random tag (pids repeat across nodes) and a counter; O_EXCL guards.
+_TMP_TAG = secrets.token_hex(4)
+_tmp_numbers = itertools.count()
+
+
 def write_json_atomic(path: Path, data: Any, *, durable: bool = True,
                       sync_dir: bool = True) -> None:
     """Write ``data`` so readers see either nothing or the whole file, never a part of it.
@@ -50,7 +57,7 @@ def write_json_atomic(path: Path, data: Any, *, durable: bool = True,
     of the node: for specs and results. Progress notes that the next write replaces anyway skip
     it; a caller that writes several files syncs their directory once (``sync_directory``)."""
     text = json.dumps(data, separators=(",", ":")).encode()  # fails before any file exists
-    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = f"{path.parent}/.{path.name}.{os.getpid()}.{_TMP_TAG}{next(_tmp_numbers)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         try:
@@ -83,12 +90,20 @@ def sync_directory(path: Path) -> None:
 
 
 def read_json(path: Path) -> Any | None:
-    """The file's content, or None if it does not exist (or is not complete JSON yet)."""
+    """The file's content, or None if it does not exist (or is not complete JSON yet). Plain
+    reads, no file object: this is on every session job's path, twice."""
     try:
-        with path.open() as fh:
-            return json.load(fh)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
 
@@ -174,6 +189,14 @@ class JobDir:
 
     def is_cancelled(self) -> bool:
         return self.file("cancelled").exists()
+
+    def cancel_requested(self) -> bool:
+        """Should the step stop at its next execution? A batch job's cancel mark asks it; a
+        running session job is asked with ``cancel-request`` (its worker writes the outcome)."""
+        return self.is_cancelled() or self.file("cancel-request").exists()
+
+    def request_cancel(self, reason: str = "cancelled by user") -> None:
+        write_json_atomic(self.file("cancel-request"), {"reason": reason, "time": time.time()})
 
     def mark_cancelled(self, reason: str = "cancelled by user") -> None:
         if not self.is_cancelled():

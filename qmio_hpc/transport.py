@@ -35,11 +35,14 @@ class _ConnectionLost(Exception):
 
 
 class Background(Protocol):
-    """Other sockets to serve while a reply is awaited: a session's worker keeps answering its
-    clients while the QPU works. ``handle`` gets the ready ones; it may raise to abandon the
-    wait (the worker's allocation is ending)."""
+    """Other work to do while a reply is awaited: a session's worker keeps answering its clients
+    while the QPU works. ``sent`` is called once the request is out (bookkeeping that need not
+    delay it goes there); ``handle`` gets the ready ``sockets``, and may raise to abandon the wait
+    (the worker's allocation is ending)."""
 
     sockets: list[zmq.Socket]
+
+    def sent(self) -> None: ...
 
     def handle(self, ready: set[zmq.Socket]) -> None: ...
 
@@ -164,6 +167,8 @@ class QPUClient:
             poller.register(other, zmq.POLLIN)
         tick = 0.2 if others else 1.0
         deadline = time.monotonic() + timeout
+        if self.background is not None:
+            self.background.sent()
         while True:
             left = deadline - time.monotonic()
             if left <= 0:

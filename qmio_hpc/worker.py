@@ -12,13 +12,16 @@ hand-off in between. (A second thread only fsyncs results afterwards: ``durable.
 
 However it ends, no job is left unfinished: jobs that never started end CANCELLED ("the session
 ended before it ran"), and a job the end caught running ends ERROR, saying it may have run on the
-QPU. Whoever removes a job's queue entry owns its end (``store.claim_entry``), so a late result
-cannot overwrite it. The worker imports no Qiskit except to check OpenQASM 2 programs that the
+QPU. Whoever removes a job's queue entry owns its end (``store.claim_entry``): the worker removes
+it before it starts the job, a cancel or the end of the session before the job started. So a job
+has one writer of its outcome, and a job without its entry and without an outcome is the
+worker's: if the worker is gone, it may have run (``Sessions.settle``). The worker imports no Qiskit except to check OpenQASM 2 programs that the
 submitter did not check already.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -37,7 +40,7 @@ from .errors import QmioError
 from .fifo import FifoQueue
 from .sessions import BATCH_LINGER, ended_before_it_ran, session_lock
 from .step import Terminated, execute
-from .store import JobDir, JobStore, SessionDir, claim_entry
+from .store import JobDir, JobStore, SessionDir, claim_entry, read_json
 
 log = logging.getLogger("qmio_hpc.worker")
 
@@ -88,6 +91,7 @@ class Worker:
         self.idle_timeout = float(self.spec.get("idle_timeout") or 0)
         self.poll_interval = float(self.spec.get("poll_interval") or 1.0)
         self.running: JobDir | None = None
+        self.notes: list[str] = []  # the running job's progress, written once its request is out
         self.last_activity = time.monotonic()
         self.last_request = time.monotonic()
         self.waiters: list[tuple[bytes, int, set[str], float]] = []
@@ -114,6 +118,14 @@ class Worker:
     @property
     def sockets(self) -> list[zmq.Socket]:
         return self.server.sockets
+
+    def sent(self) -> None:
+        """The request is on its way to the QPU: now write the running job's progress note
+        (RUNNING in ``qmio status``), which need not delay the request."""
+        notes, self.notes = self.notes, []
+        if self.running is not None and notes:
+            with contextlib.suppress(OSError):  # a progress note is not worth a result
+                self.running.set_state("running", notes[-1])
 
     def handle(self, ready: set[zmq.Socket]) -> None:
         if self.server.zap in ready:
@@ -177,14 +189,14 @@ class Worker:
     # -- jobs ------------------------------------------------------------------------------------
 
     def _next_entry(self, scan: bool) -> Path | None:
-        """The oldest queue entry. A client's hint names it when it is the very next number;
-        otherwise (or when ``scan``) the queue directory is listed."""
+        """The oldest queue entry. A client's hint names it when it is the very next number (it
+        may be gone: ``_run`` claims it, or skips it); otherwise (or when ``scan``) the queue
+        directory is listed."""
         entry = None
         if self.hints and not scan:
             name = min(self.hints)
-            path = self.queue.directory / name
-            if entry_number(name) == self.expected and path.exists():
-                entry = path
+            if entry_number(name) == self.expected:
+                entry = self.queue.directory / name
         if entry is None and (scan or self.hints):
             entries = self.queue.entries()
             entry = entries[0] if entries else None
@@ -198,12 +210,12 @@ class Worker:
     def _run(self, entry: Path, client: Any) -> None:
         job_id = entry_job_id(entry)
         job = self.session.job(job_id.rsplit(".", 1)[1])
-        if not job.file("spec.json").exists():
-            claim_entry(entry)  # an entry without a job: nothing to run
-            return
-        if job.has_outcome():  # cancelled while it waited, or ended by someone else
-            claim_entry(entry)
+        if not claim_entry(entry):  # cancelled while it waited, or ended by someone else
             self._answer_waiters(time.monotonic(), {job_id})
+            return
+        # The job is ours to end from here on, whatever happens: nobody else writes its outcome.
+        spec = read_json(job.file("spec.json"))
+        if not isinstance(spec, dict):  # an entry without a job: nothing to run
             return
         if (self.connection.uses_builtin_emulator
                 and time.monotonic() - self.last_request > EMULATOR_RECHECK):
@@ -211,10 +223,10 @@ class Worker:
         began = time.time()
         self.running = job
         try:
-            execute(job, lambda: client, durable=False, claim=lambda: claim_entry(entry))
+            execute(job, lambda: client, durable=False, claim=lambda: True, spec=spec,
+                    note=self.notes.append)
         finally:
-            self.running = None
-            claim_entry(entry)  # gone in every case: ended by us, or by whoever claimed it
+            self.running, self.notes = None, []
         self.last_request = self.last_activity = time.monotonic()
         self._answer_waiters(time.monotonic(), {job_id})  # the waiting client first,
         self.syncer.add(job)  # then the result is made durable, in the background
@@ -257,21 +269,17 @@ class Worker:
             return True
 
     def _end_unfinished(self, reason: str) -> None:
-        """Every job still queued gets its final state, now (a running one has been ended by
-        its own step, which ``handle`` interrupted)."""
+        """Every job still queued gets its final state, now: none of them has started (a running
+        one has been ended by its own step, which ``handle`` interrupted)."""
         for entry in self.queue.entries():
             if not claim_entry(entry):
                 continue
+            job_id = entry_job_id(entry)
             try:
-                job = self.store.get(entry_job_id(entry))
+                job = self.store.get(job_id)
             except QmioError:
                 continue
-            job_id = entry_job_id(entry)
-            if (job.state() or {}).get("phase") in ("validating", "running"):
-                job.write_error("SessionEnded", f"the session ended while this job ran "
-                                                f"({reason}); the program may have run on the QPU")
-            else:
-                job.mark_cancelled(ended_before_it_ran(reason, job_id))
+            job.mark_cancelled(ended_before_it_ran(reason, job_id))
 
     # -- the loop --------------------------------------------------------------------------------
 
@@ -299,7 +307,8 @@ class Worker:
                 entry = self._next_entry(scan)
                 if entry is not None:
                     self._run(entry, client)
-                    self.scan_due = not self.hints  # straight on to the next, hinted or listed
+                    # straight on to the next: hinted, or (after a listed one) listed again
+                    self.scan_due = scan and not self.hints
                     continue
             ready = dict(poller.poll(min(TICK, self.poll_interval) * 1000))
             self.handle({s for s in self.server.sockets if s in ready})

@@ -421,3 +421,23 @@ def test_cancel_one_queued_job_of_a_session(manager, emulator_factory, tmp_path)
     assert manager.wait(first, timeout=30).name == "DONE"
     assert manager.wait(third, timeout=30).name == "DONE"  # the session goes on
     assert manager.status(second).name == "CANCELLED" and manager.store.get(second).result() is None
+
+
+def test_cancel_a_running_job_of_a_session_ends_it_cancelled_for_good(manager, emulator_factory):
+    """A running job is asked to stop; it reads RUNNING until its worker ends it, then CANCELLED,
+    and that never changes (no result lands after it)."""
+    emulator_factory("--time-model", port=manager.connection.emulator_port)
+    sid = manager.sessions.start(idle_timeout=60)
+    serving(manager, sid)
+    slow = ExecutionOptions(shots=500, repetition_period=0.002)  # 1 s per program
+    programs = [{"name": f"p{i}", "program": SLOW_QASM} for i in range(3)]
+    running, after = (manager.submit(programs, slow, session=sid) for _ in range(2))
+    wait_until(lambda: manager.status(running).name == "RUNNING", 20, "first job running")
+    manager.cancel([running])
+    assert manager.status(running).name == "RUNNING"  # its worker ends it, at the next program
+    final = manager.wait(running, timeout=10)
+    assert final.name == "CANCELLED" and "while it ran" in final.detail, final
+    assert manager.wait(after, timeout=30).name == "DONE"  # the session goes on
+    job = manager.store.get(running)
+    assert job.result() is None and job.error() is None
+    assert JobManager().status(running) == final

@@ -4,8 +4,9 @@ A job in a session has no allocation of its own: its state follows from its sess
 (one query for all the sessions involved, through their executors) and from its own files:
 
 * the session's allocation is pending: PENDING, "waiting for session S to start";
-* it runs, and the worker has the job: RUNNING (VALIDATING while its programs are checked);
-* it runs, and the job waits its turn: PENDING, "queued in session S";
+* it runs, and the job waits its turn (its queue entry is there): PENDING, "queued in session S";
+* it runs, and the worker has taken the job (its entry is gone): RUNNING (VALIDATING while its
+  programs are checked);
 * it has ended: the job gets its final state now, for good (``Sessions.settle``), and is reported
   as absent, so the job directory decides (``states.resolve``).
 
@@ -56,8 +57,7 @@ class SessionJobs:
                     self.sessions.settle(session_id, session, alloc)
                     settled.add(session_id)
                 continue
-            phase = (open_jobs[job_id].state() or {}).get("phase")
-            if phase in ("validating", "running"):
+            if not session.queue_entry(job_id).exists():  # the worker has it
                 out[job_id] = SchedulerState(job_id, "RUNNING")
             elif alloc is not None and alloc.state in ("PENDING", "CONFIGURING"):
                 why = f": {alloc.reason}" if alloc.reason else ""
@@ -68,11 +68,14 @@ class SessionJobs:
         return out
 
     def cancel(self, job_ids: Iterable[str]) -> None:
-        """The caller marked the jobs cancelled. One that has not started is final at once (the
-        worker skips it); a running one stops at its next execution, as a batch step does."""
+        """A job that has not started is CANCELLED at once (its queue entry, claimed here, is
+        gone, so the worker skips it); a running one is asked to stop at its next execution,
+        and its worker writes its end, so it reads RUNNING until then."""
         store = self.sessions.store
         for job_id in job_ids:
             job = store.get(job_id)
-            if (job.state() or {}).get("phase") not in ("validating", "running"):
-                session_id = str((job.scheduler_record() or {}).get("session", ""))
-                claim_entry(store.get_session(session_id).queue_entry(job_id))
+            session_id = str((job.scheduler_record() or {}).get("session", ""))
+            if claim_entry(store.get_session(session_id).queue_entry(job_id)):
+                job.mark_cancelled()
+            elif not job.has_outcome():
+                job.request_cancel()
