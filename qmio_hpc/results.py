@@ -14,12 +14,86 @@ from per-shot (``raw``) values; ``jobs`` asks for ``raw`` when a program has sev
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 from .protocol import counts_to_qiskit, join_shots
 
 PER_SHOT_FORMAT = "raw"
 MAJORITY_FORMATS = ("binary", "squash_binary_result_arrays")
+
+
+class ReplyFormatError(ValueError):
+    """A reply that does not have the shape its results format promises."""
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def check_reply(reply: Any, res_format: str, shots: int,
+                declared: Sequence[Sequence[Any]] | None = None) -> None:
+    """Refuse a reply that is not a result of ``shots`` shots in ``res_format`` before anything
+    calls it one: counts are non-negative integers summing to the shots, bitstrings have their
+    register's width, raw readouts are finite numbers, one per shot. Raises ReplyFormatError
+    naming the first fault."""
+    if not isinstance(reply, Mapping) or not isinstance(reply.get("results"), Mapping):
+        raise ReplyFormatError(f"the reply has no 'results' mapping: {reply!r:.120}")
+    widths = {str(r[0]): int(r[1]) for r in declared or []}
+    for name, value in reply["results"].items():
+        if widths and name not in widths:
+            raise ReplyFormatError(f"register {name!r} is not one the program declares "
+                                   f"({', '.join(widths)})")
+        width = widths.get(name)
+        where = f"register {name!r}"
+        if res_format == "binary_count":
+            _check_counts(where, value, shots, width)
+        elif res_format == PER_SHOT_FORMAT:
+            _check_raw(where, value, shots, width)
+        elif isinstance(value, str) and res_format == "squash_binary_result_arrays":
+            if set(value) - {"0", "1"} or (width is not None and len(value) != width):
+                raise ReplyFormatError(f"{where}: {value!r:.60} is not a {width}-bit string")
+        elif not isinstance(value, list) or not all(v in (0, 1) for v in value) or (
+                width is not None and len(value) != width):
+            raise ReplyFormatError(f"{where}: {value!r:.60} is not one 0/1 value per bit")
+
+
+def _check_counts(where: str, value: Any, shots: int, width: int | None) -> None:
+    if not isinstance(value, Mapping):
+        raise ReplyFormatError(f"{where}: counts must be a mapping, not {type(value).__name__}")
+    total = 0
+    for bits, count in value.items():
+        if not isinstance(bits, str) or not bits or set(bits) - {"0", "1"}:
+            raise ReplyFormatError(f"{where}: {bits!r:.60} is not a bitstring")
+        width = len(bits) if width is None else width  # the first key sets it when undeclared
+        if len(bits) != width:
+            raise ReplyFormatError(f"{where}: bitstring {bits!r:.60} is not {width} bits wide")
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ReplyFormatError(f"{where}: count {count!r:.30} of {bits!r:.60} is not a "
+                                   f"non-negative integer")
+        total += count
+    if total != shots:
+        raise ReplyFormatError(f"{where}: the counts sum to {total}, not to the {shots} shots")
+
+
+def _check_raw(where: str, value: Any, shots: int, width: int | None) -> None:
+    if not isinstance(value, list):
+        raise ReplyFormatError(f"{where}: raw results must be a list, not {type(value).__name__}")
+    per_bit = value if value and isinstance(value[0], list) else [[v] for v in value]
+    if shots != 1 and value and not isinstance(value[0], list):
+        raise ReplyFormatError(f"{where}: one value per bit, but {shots} shots were asked for")
+    if width is not None and len(per_bit) != width:
+        raise ReplyFormatError(f"{where}: {len(per_bit)} bits of raw values, not {width}")
+    for bit, values in enumerate(per_bit):
+        if not isinstance(values, list) or len(values) != shots:
+            got = len(values) if isinstance(values, list) else type(values).__name__
+            raise ReplyFormatError(f"{where}: bit {bit} has {got} raw values, not one per shot "
+                                   f"({shots})")
+        for v in values:
+            if not _is_number(v):
+                raise ReplyFormatError(f"{where}: bit {bit} has a raw value that is not a finite "
+                                       f"number ({v!r:.30})")
 
 
 def raw_per_bit(value: Any) -> list[list[float]]:

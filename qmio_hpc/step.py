@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .connection import Connection
-from .errors import EndpointError, ProgramError, QmioError
+from .errors import EndpointError, ProgramError, ProtocolError, QmioError
 from .protocol import ExecutionOptions, language_of
-from .results import merge_replies
+from .results import ReplyFormatError, check_reply, merge_replies
 from .store import JobDir, JobStore
 from .transport import QPUClient
 from .wire import to_plain
@@ -94,7 +94,13 @@ def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,
             note(f"program {index} of {len(programs)}, execution {part} of {len(chunks)} on "
                  f"{endpoint}")
             part_options = ExecutionOptions(**{**options.to_dict(), "shots": shots})
-            replies.append(to_plain(client.run_program(entry["program"], part_options)))
+            reply = to_plain(client.run_program(entry["program"], part_options))
+            try:
+                check_reply(reply, options.res_format, shots, entry.get("registers"))
+            except ReplyFormatError as exc:
+                raise ProtocolError(f"the reply of {endpoint} to program {entry['name']} is not "
+                                    f"a result: {exc}", endpoint) from None
+            replies.append(reply)
         results.append({"name": entry["name"],
                         "reply": merge_replies(replies, options.res_format),
                         "executions": len(chunks), "shots": options.shots})

@@ -207,6 +207,6 @@ class QPUClient:
         if error is not None:
             raise QPUError(f"the QPU at {self.endpoint} reported: {error}", self.endpoint)
         if not isinstance(reply, dict) or "results" not in reply:
-            raise ProtocolError(f"unexpected reply from {self.endpoint}: {reply!r:.200}",
-                                self.endpoint)
+            raise ProtocolError(f"the reply of {self.endpoint} is not a result: it has no "
+                                f"'results' ({reply!r:.200})", self.endpoint)
         return reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from qmio_hpc.errors import (EndpointTimeoutError, EndpointUnreachableError, Pro
                              QPUError)
 from qmio_hpc.protocol import ExecutionOptions
 from qmio_hpc.transport import QPUClient
-from tests.conftest import BELL_QASM, free_port
+from tests.conftest import BELL_QASM, free_port, run_qmio
 
 
 class SilentThenAnswering(threading.Thread):
@@ -148,3 +149,70 @@ def test_a_program_is_not_sent_where_there_is_no_connection():
     client = QPUClient(f"tcp://127.0.0.1:{port}", connect_timeout=0.3, retries=2)
     with pytest.raises(EndpointUnreachableError, match="cannot reach"):
         client.run_program(BELL_QASM, ExecutionOptions(shots=10))
+
+
+# -- replies that are not results (issue 8, item 5) -------------------------------------------------
+# A real server (the thread above) answers a real job's program with each malformed reply; the
+# job, run by the real batch step on the local executor, must end ERROR with one line, and no
+# result file may exist. Bell: one register c of 2 bits; 10 shots.
+
+BAD_REPLIES = {
+    "no results": {"execution_metrics": {}},
+    "results not a mapping": {"results": [1, 2]},
+    "counts short of the shots": {"results": {"c": {"00": 4, "11": 5}}},
+    "counts past the shots": {"results": {"c": {"00": 10, "11": 1}}},
+    "a negative count": {"results": {"c": {"00": 11, "11": -1}}},
+    "a float count": {"results": {"c": {"00": 10.0}}},
+    "a boolean count": {"results": {"c": {"00": True, "11": 9}}},
+    "a bitstring too narrow": {"results": {"c": {"0": 10}}},
+    "a bitstring too wide": {"results": {"c": {"000": 10}}},
+    "not a bitstring": {"results": {"c": {"0x": 10}}},
+    "counts not a mapping": {"results": {"c": [10]}},
+    "a register the program lacks": {"results": {"c": {"00": 10}, "d": {"0": 10}}},
+}
+BAD_RAW_REPLIES = {
+    "raw: too few shots": {"results": {"c": [[1.0] * 9, [1.0] * 9]}},
+    "raw: a bit missing": {"results": {"c": [[1.0] * 10]}},
+    "raw: not a number": {"results": {"c": [[1.0] * 9 + ["x"], [1.0] * 10]}},
+    "raw: NaN": {"results": {"c": [[1.0] * 9 + [float("nan")], [1.0] * 10]}},
+    "raw: infinity": {"results": {"c": [[float("inf")] * 10, [1.0] * 10]}},
+    "raw: collapsed for 10 shots": {"results": {"c": [1.0, -1.0]}},
+}
+
+
+def _job_against(server, reply, tmp_path, *options: str):
+    srv = server(drop=0, reply=reply)
+    program = tmp_path / "bell.qasm"
+    program.write_text(BELL_QASM)
+    return run_qmio("--endpoint", f"tcp://127.0.0.1:{srv.port}", "submit", str(program),
+                    "--shots", "10", *options, "--wait")
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REPLIES))
+def test_a_reply_that_is_not_a_result_ends_the_job_error(qmio_env, server, tmp_path, case):
+    out = _job_against(server, BAD_REPLIES[case], tmp_path)
+    _assert_error_without_result(out, qmio_env)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RAW_REPLIES))
+def test_a_raw_reply_that_is_not_a_result_ends_the_job_error(qmio_env, server, tmp_path, case):
+    out = _job_against(server, BAD_RAW_REPLIES[case], tmp_path, "--res-format", "raw")
+    _assert_error_without_result(out, qmio_env)
+
+
+def _assert_error_without_result(out, env) -> None:
+    assert out.returncode == 4, (out.stdout, out.stderr)  # the endpoint failed
+    assert "Traceback" not in out.stderr
+    error_lines = [line for line in out.stderr.splitlines() if line.startswith("qmio: error")]
+    assert len(error_lines) == 1 and "is not a result" in error_lines[0], out.stderr
+    jobs = list((Path(env["QMIO_STORE"]) / "jobs").iterdir())
+    assert len(jobs) == 1 and not (jobs[0] / "result.json").exists()
+    assert (jobs[0] / "error.json").exists()
+
+
+def test_a_well_formed_reply_of_that_server_is_a_result(qmio_env, server, tmp_path):
+    """The same forging server, with a reply of the right shape: the check lets it through."""
+    out = _job_against(server, {"results": {"c": {"00": 4, "11": 6}}}, tmp_path)
+    assert out.returncode == 0, out.stderr
+    counts = sorted(line.split() for line in out.stdout.splitlines()[-2:])
+    assert counts == [["00", "4"], ["11", "6"]], out.stdout
