@@ -18,7 +18,7 @@ from .connection import Connection
 from .errors import FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError
 from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
-from .states import Status, resolve
+from .states import RESULT_GRACE_SECONDS, SchedulerState, Status, resolve
 from .store import JobDir, JobStore
 
 if TYPE_CHECKING:
@@ -38,6 +38,15 @@ def classical_registers(program: str) -> list[tuple[str, int]]:
 
 #: A complete result always wins (states.resolve): the status of every job that has one.
 DONE = Status("DONE", "completed")
+
+
+#: Who claims a job's outcome when a status lookup records its end (``JobDir.claim_outcome``).
+STATUS_CLAIM = "status"
+
+
+def _declared(job: JobDir) -> bool:
+    """Did a status lookup write the job's end down (which a later result does not undo)?"""
+    return job.declared() is not None
 
 
 class JobManager:
@@ -143,7 +152,7 @@ class JobManager:
         by_executor: dict[str, list[str]] = {}
         out: dict[str, Status] = {}
         for job_id, job in dirs.items():
-            if job.result() is not None:  # final, and needs no scheduler query
+            if job.result() is not None and not _declared(job):  # final, no query needed
                 out[job_id] = DONE
                 continue
             record = job.scheduler_record() or {}
@@ -151,8 +160,33 @@ class JobManager:
         for executor, ids in by_executor.items():
             states = self.scheduler(executor).states(ids)
             for job_id in ids:
-                out[job_id] = resolve(states.get(job_id), dirs[job_id])
+                status = resolve(states.get(job_id), dirs[job_id])
+                if status.final and status.name != "DONE" and executor != "session":
+                    status = self._record_end(dirs[job_id], status, states.get(job_id))
+                out[job_id] = status
         return {job_id: out[job_id] for job_id in dirs}
+
+    @staticmethod
+    def _record_end(job: JobDir, status: Status, sched: SchedulerState | None) -> Status:
+        """The scheduler says the job ended without a result: make that its end for good.
+
+        Unless its step wrote its end itself, the lookup claims the job's outcome, so that no
+        result can land after ERROR or CANCELLED was shown, and writes the status down
+        (``final.json``). If the step claimed it first, its outcome may be on its way: that is
+        awaited for the result grace period, then the scheduler's word is written down all the
+        same. (A session's jobs have their own claims: ``sessions``.)"""
+        if job.result() is not None or job.error() is not None or job.declared() is not None:
+            return status  # the step's own end, or one written down before
+        if not (job.claim_outcome(STATUS_CLAIM) or job.claimed_by() == STATUS_CLAIM):
+            # The step claimed it first: its outcome may be on its way.
+            if job.result() is not None or job.error() is not None:
+                return resolve(sched, job)  # it has just landed
+            ended = sched.ended_at if sched is not None else None
+            if ended is not None and time.time() - ended < RESULT_GRACE_SECONDS:
+                return Status("RUNNING", "ended; waiting for its step's outcome file to appear",
+                              status.scheduler_state)
+        job.declare(status.name, status.detail)
+        return status
 
     def status(self, job_id: str) -> Status:
         return self.statuses([job_id])[job_id]
@@ -214,7 +248,7 @@ class JobManager:
             return self._results[job_id]
         job = self.store.get(job_id)
         data = job.result()
-        if data is not None:
+        if data is not None and not _declared(job):
             return data
         status = self.status(job_id)
         if status.name in ("ERROR", "CANCELLED"):

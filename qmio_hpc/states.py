@@ -85,7 +85,10 @@ def _error_detail(job: JobDir, fallback: str) -> str:
 
 def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None) -> Status:
     """Combine the scheduler's word with the job directory (DESIGN section 4)."""
-    if job.result() is not None:  # a complete result always wins
+    declared = job.declared()
+    if declared is not None:  # a lookup wrote this end down (JobManager.statuses): it stays
+        return Status(declared["status"], declared["detail"], sched.state if sched else "")
+    if job.result() is not None:  # otherwise a complete result always wins
         return Status("DONE", "completed", sched.state if sched else "")
     if sched is None:
         return _from_directory(job)

@@ -9,6 +9,8 @@ Layout under the store root (directories 0700, files 0600: a job is its owner's 
     jobs/<key>/error.json       why the step failed, if it did
     jobs/<key>/cancelled        mark left by ``cancel``
     jobs/<key>/cancel-request   a running session job is asked to stop (its worker ends it)
+    jobs/<key>/outcome          who claimed the right to write the outcome (``claim_outcome``)
+    jobs/<key>/final.json       the end a status lookup wrote down for a job that wrote none
     jobs/<key>/local.out|err    the batch step's output (slurm.out|err under Slurm)
     ids/<job id> -> ../jobs/<key>   index from the id users see to the directory
     sessions/<key>/...          one session's directory (see ``SessionDir``), its jobs inside
@@ -226,6 +228,26 @@ class JobDir:
         os.write(fd, f"{by} {os.getpid()} {time.time()}".encode())
         os.close(fd)
         return True
+
+    def declared(self) -> dict[str, str] | None:
+        """The final status a status lookup wrote down for a job that ended without writing its
+        own outcome (``JobManager.statuses``); it is the job's end for good."""
+        data = read_json(self.file("final.json"))
+        if isinstance(data, dict) and data.get("status") in ("CANCELLED", "ERROR"):
+            return {"status": str(data["status"]), "detail": str(data.get("detail", ""))}
+        return None
+
+    def declare(self, status: str, detail: str) -> None:
+        write_json_atomic(self.file("final.json"),
+                          {"status": status, "detail": detail, "time": time.time()})
+
+    def claimed_by(self) -> str | None:
+        """Who claimed the job's outcome (``claim_outcome``'s ``by``), if anyone did."""
+        try:
+            with open(self.file("outcome"), "rb") as fh:
+                return fh.read(64).split(b" ", 1)[0].decode(errors="replace")
+        except FileNotFoundError:
+            return None
 
 
 class SessionDir(JobDir):

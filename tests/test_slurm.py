@@ -16,6 +16,7 @@ import pytest
 from qmio_hpc.config import Settings
 from qmio_hpc.jobs import JobManager
 from qmio_hpc.protocol import ExecutionOptions
+from qmio_hpc.states import RESULT_GRACE_SECONDS
 from tests.conftest import BELL_QASM, run_qmio
 
 pytestmark = pytest.mark.slurm
@@ -271,3 +272,35 @@ def test_users_own_sbatch_script_talks_to_the_endpoint_directly(slurm_env, tmp_p
         assert set(counts) <= {"00", "11"} and sum(counts.values()) == int(shots)
     # it went straight to the endpoint: nothing was submitted through qmio-hpc
     assert JobManager(Settings.load()).job_ids() == []
+
+
+def test_a_late_result_is_done_within_the_grace_and_error_for_good_after_it(slurm_env, tmp_path):
+    """Issue 8, item 1. A shared filesystem may show result.json after Slurm says COMPLETED.
+    That lateness is emulated (the one stand-in here): the test moves each real job's result
+    aside as soon as Slurm reports the job COMPLETED, and back later. Within the grace window
+    the job reads RUNNING and then DONE; after it, ERROR, and ERROR it stays."""
+    program = write(tmp_path, "bell.qasm", BELL_QASM)
+    early, late = (submit(program, "--shots", "100") for _ in range(2))
+    store = Path(slurm_env["QMIO_STORE"])
+    hidden = {}
+    for job_id in (early, late):
+        row = sacct_row(job_id)  # no qmio lookup has seen the job yet
+        assert row["State"] == "COMPLETED", row
+        result = (store / "ids" / job_id).resolve() / "result.json"
+        hidden[job_id] = (result, result.with_name(".late-result.json"))
+        result.rename(hidden[job_id][1])
+    row = status_of(early)
+    assert row["status"] == "RUNNING" and "waiting for the result" in row["detail"], row
+    hidden[early][1].rename(hidden[early][0])  # it shows up within the grace
+    assert status_of(early)["status"] == "DONE"
+    ended = float(subprocess.run(["sacct", "-n", "-X", "-P", "-j", late, "-o", "End"],
+                                 capture_output=True, text=True,
+                                 env={**os.environ, "SLURM_TIME_FORMAT": "%s"}).stdout.strip())
+    time.sleep(max(0.0, ended + RESULT_GRACE_SECONDS + 1 - time.time()))
+    row = status_of(late)
+    assert row["status"] == "ERROR" and "no result" in row["detail"], row
+    hidden[late][1].rename(hidden[late][0])  # too late: it shows up after the grace
+    for _ in range(3):
+        assert status_of(late) == row
+    out = run_qmio("result", late)
+    assert out.returncode != 0 and "ERROR" in out.stderr
