@@ -24,6 +24,7 @@ from .circuits import check_circuit, to_qasm
 from .connection import Connection
 from .errors import ProgramError, QmioError
 from .job import QmioJob
+from .programs import check_program
 from .protocol import MAX_SHOTS, RESULTS_FORMATS, ExecutionOptions
 from .scheduler import in_allocation
 from .session import current_session
@@ -110,7 +111,8 @@ class QmioBackend(BackendV2):
             raise NotConnectedError("Not connected to the server: use 'with service.backend("
                                     "name=\"qpu\") as backend:' or call backend.connect() first")
         opts = ExecutionOptions(shots=shots or self._service.settings.shots, **options)
-        if self._client is not None:
+        if self._client is not None:  # straight to the endpoint: checked here, as submit does
+            check_program("program-0", program)
             return self._client.run_program(program, opts)
         manager = self._service.manager
         job_id = manager.submit([{"name": "program-0", "program": program}], opts)

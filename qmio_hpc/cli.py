@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -32,6 +33,17 @@ Exit codes:
   5  the scheduler (Slurm or the local executor) failed
   6  gave up waiting; the job itself goes on
   7  the session takes no new jobs (closed, cancelled, ended, out of time)"""
+
+
+class FiniteFloat(click.FloatRange):
+    """A FloatRange that also refuses 'nan' and 'inf' (which pass any range check)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+                ) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _fail(message: str, code: int) -> None:
@@ -102,12 +114,12 @@ def _read_program(path: str) -> str:
 @click.option("--shots", type=click.IntRange(min=1), help="Shots per program (setting 'shots').")
 @click.option("--res-format", type=click.Choice(list(RESULTS_FORMATS)), default="binary_count",
               show_default=True, help="Results format the QPU returns.")
-@click.option("--repetition-period", type=click.FloatRange(min=0, min_open=True),
+@click.option("--repetition-period", type=FiniteFloat(min=0, min_open=True),
               metavar="SECONDS", help="Time between shots (default: the QPU's).")
 @click.option("--optimization", type=click.Choice([str(k) for k in OPTIMIZATION_FLAGS]),
               help="QAT optimisation level.")
 @click.option("--wait", is_flag=True, help="Wait for the job and print its counts.")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--timeout", type=FiniteFloat(min=0), metavar="SECONDS",
               help="With --wait: give up after this long (the job goes on).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--executor", type=click.Choice(["auto", "local", "slurm"]),
@@ -226,7 +238,7 @@ def _print_result(manager: JobManager, job_id: str, status: Status, as_json: boo
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("job_id", metavar="ID")
 @click.option("--wait", is_flag=True, help="Wait for the job to finish first.")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--timeout", type=FiniteFloat(min=0), metavar="SECONDS",
               help="With --wait: give up after this long.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -430,7 +442,7 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
 @click.option("--time-model", is_flag=True,
               help="Make each program take shots x repetition period, like the QPU.")
 @click.option("--seed", type=int, help="Seed the simulator, for repeatable results.")
-@click.option("--idle-exit", type=click.FloatRange(min=0), default=0.0,
+@click.option("--idle-exit", type=FiniteFloat(min=0), default=0.0,
               help="Exit after this many seconds without a request (0: never).")
 @click.option("--noise", is_flag=True,
               help="Simulate the calibration's noise (T1/T2, gate and readout errors): a "
@@ -494,4 +506,15 @@ cli.add_command(session)
 
 
 def main() -> None:
-    cli(prog_name="qmio")
+    """The ``qmio`` command. A usage error (a bad option value, a missing argument) is one line
+    naming the command and its --help, exit 2, like every other bad input."""
+    try:
+        code = cli.main(prog_name="qmio", standalone_mode=False)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "qmio"
+        _fail(f"{exc.format_message()} (see '{command} --help')", 2)
+    except click.ClickException as exc:
+        _fail(exc.format_message(), exc.exit_code)
+    except click.Abort:
+        _fail("interrupted (jobs already submitted keep running)", 130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .cli import EXIT_CODES_HELP, _manager, handle_errors
+from .cli import EXIT_CODES_HELP, FiniteFloat, _manager, handle_errors
 from .errors import JobTimeoutError, ProgramError
 from .sessions import STATUS_CLOSED, STATUS_PENDING, SessionView
 
@@ -39,7 +39,7 @@ def _row(view: SessionView) -> dict[str, Any]:
 @click.option("--batch", is_flag=True,
               help="A batch: release the QPU as soon as the queue is empty.")
 @click.option("--wait", is_flag=True, help="Wait until the session is serving jobs.")
-@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS",
+@click.option("--timeout", type=FiniteFloat(min=0), metavar="SECONDS",
               help="With --wait: give up after this long (the session goes on).")
 @click.option("--json", "as_json", is_flag=True, help='Print {"session_id": ...}.')
 @click.option("-q", "--quiet", is_flag=True,

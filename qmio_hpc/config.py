@@ -239,6 +239,10 @@ class Settings:
             raise ConfigError(f"setting 'endpoint' ({self.origin('endpoint')}): {endpoint!r} is "
                               f"neither 'emulator' nor a ZMQ address like tcp://host:5556 (port "
                               f"1-65535) or ipc:///path")
+        store = Path(self._values["store"])
+        if store.exists() and not store.is_dir():
+            raise ConfigError(f"setting 'store' ({self.origin('store')}): {store} is a file, not "
+                              f"a directory; point the job store at a directory")
         for name, (low, high, low_open) in BOUNDS.items():
             value = self._values[name]
             too_low = value <= low if low_open else value < low

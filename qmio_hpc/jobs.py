@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from .config import Settings
 from .connection import Connection
 from .errors import FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError
+from .programs import check_program
 from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
 from .states import RESULT_GRACE_SECONDS, SchedulerState, Status, resolve
@@ -99,11 +100,14 @@ class JobManager:
 
     def build_spec(self, programs: list[dict[str, Any]], options: ExecutionOptions,
                    meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The job's spec. Programs nobody checked yet are checked here, in the submitting
+        process, so that an invalid one creates no job (``programs.check_program``)."""
         if not programs:
             raise ProgramError("nothing to run: give at least one program")
         for entry in programs:
-            if not isinstance(entry.get("program"), str) or not entry["program"].strip():
-                raise ProgramError(f"program {entry.get('name', '?')} is empty")
+            if not entry.get("checked"):
+                check_program(str(entry.get("name", "?")), entry.get("program"))
+                entry["checked"] = True
             entry.setdefault("registers", classical_registers(entry["program"]))
         if options.res_format == "binary_count" and any(len(e["registers"]) > 1 for e in programs):
             # Counts of separate registers are marginals; joint counts need per-shot values.

@@ -9,6 +9,7 @@ prints ``c[0]`` rightmost, so conversions live here and nowhere else.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -128,9 +129,13 @@ def program_request(program: str, config_json: str) -> tuple[str, str, str]:
 VERSION_REQUEST = ("version",)
 
 
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|//[^\n]*|/\*.*?\*/)*", re.S)
+
+
 def language_of(program: str) -> str:
-    """``qasm2``, ``qasm3`` or ``other`` (OpenPulse, QIR, ...), from the program's header."""
-    head = program.lstrip()[:40]
+    """``qasm2``, ``qasm3`` or ``other`` (OpenPulse, QIR, ...), from the program's header (after
+    any comments before it)."""
+    head = _LEADING_COMMENTS.sub("", program)[:40]
     if head.startswith("OPENQASM 2"):
         return "qasm2"
     if head.startswith("OPENQASM 3"):

@@ -20,7 +20,8 @@ from typing import Any, Callable
 
 from .connection import Connection
 from .errors import EndpointError, ProgramError, ProtocolError, QmioError
-from .protocol import ExecutionOptions, language_of
+from .programs import check_program
+from .protocol import ExecutionOptions
 from .results import ReplyFormatError, check_reply, merge_replies
 from .store import JobDir, JobStore
 from .transport import QPUClient
@@ -34,19 +35,6 @@ EXIT_OK, EXIT_QPU, EXIT_PROGRAM, EXIT_TERMINATED = 0, 1, 2, 143
 class Terminated(Exception):
     """SIGTERM arrived: scancel, the time limit, or ``qmio cancel`` on the local executor. The
     message, if any, is the reason the job's error file gives."""
-
-
-def validate_program(name: str, program: str) -> None:
-    """Reject what the QPU would reject anyway, before it holds the QPU's time."""
-    if not program.strip():
-        raise ProgramError(f"program {name} is empty")
-    if language_of(program) == "qasm2":
-        from qiskit import qasm2  # noqa: PLC0415 - only here does the step need Qiskit
-        try:
-            qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
-        except qasm2.QASM2ParseError as exc:
-            message = " ".join(str(exc).split())
-            raise ProgramError(f"program {name} is not valid OpenQASM 2: {message}") from None
 
 
 def split_shots(shots: int, cap: int) -> list[int]:
@@ -64,7 +52,7 @@ def check_job(job: JobDir, spec: dict[str, Any]) -> None:
         return
     job.set_state("validating", f"checking {len(unchecked)} program(s)")
     for entry in unchecked:
-        validate_program(entry["name"], entry["program"])
+        check_program(entry["name"], entry["program"])
 
 
 def run_step(job: JobDir, client: QPUClient, *, durable: bool = True,

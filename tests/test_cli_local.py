@@ -241,8 +241,8 @@ def test_every_deadline_and_address_is_checked_when_settings_load(qmio_env, env,
 
 
 @pytest.mark.parametrize("args,words", [
-    (("--repetition-period", "inf"), "repetition_period"),
-    (("--repetition-period", "nan"), "repetition_period"),
+    (("--repetition-period", "inf"), "repetition-period"),
+    (("--repetition-period", "nan"), "repetition-period"),
     (("--shots", "10000001"), "shots"),
 ])
 def test_bad_options_are_refused_before_anything_is_submitted(qmio_env, bell, args, words):

@@ -22,9 +22,10 @@ from typing import Iterator
 
 import pytest
 
-from qmio_hpc.errors import ProtocolError, QPUError
+from qmio_hpc.errors import ProgramError, ProtocolError, QPUError
 from qmio_hpc.protocol import ExecutionOptions
 from qmio_hpc.jobs import classical_registers
+from qmio_hpc.programs import check_program
 from qmio_hpc.results import ReplyFormatError, check_reply, counts_of, memory_of
 from qmio_hpc.transport import QPUClient
 from tests.conftest import BELL_QASM, REPO, run_qmio
@@ -114,6 +115,43 @@ def test_the_real_servers_replies_pass_our_reply_check(qat_server, res_format, s
     with pytest.raises(ReplyFormatError):  # and the check is not blind to that very reply
         check_reply(reply, res_format, shots + 1 if res_format in ("binary_count", "raw")
                     else shots, [("c", 3)])
+
+
+#: Programs OQC's compiler accepts; our submission check must accept every one of them.
+ACCEPTED_BY_QAT = {
+    "qasm2 bell": BELL_QASM,
+    "qasm2 after a comment": "// a Bell pair\n" + BELL_QASM,
+    "qasm2 barrier and reset": ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\ncreg c[2];\n'
+                                'reset q[0];\nh q[0];\nbarrier q;\ncx q[0],q[1];\n'
+                                'measure q -> c;\n'),
+    "qasm2 custom gate": ('OPENQASM 2.0;\ninclude "qelib1.inc";\ngate bell a,b { h a; cx a,b; }\n'
+                          'qreg q[2];\ncreg c[2];\nbell q[0],q[1];\nmeasure q -> c;\n'),
+    "qasm3 bell": ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\nh q[0];\n'
+                   'cx q[0], q[1];\nc = measure q;\n'),
+    "qasm3 arrow measure": ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
+                            'x q[0];\nmeasure q[0] -> c[0];\n'),
+    "qasm3 after a block comment": ('/* header */\nOPENQASM 3.0;\ninclude "stdgates.inc";\n'
+                                    'qubit[1] q;\nbit[1] c;\nrx(0.5) q[0];\nc[0] = measure '
+                                    'q[0];\n'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED_BY_QAT))
+def test_what_the_real_server_runs_passes_our_submission_check(qat_server, case):
+    program = ACCEPTED_BY_QAT[case]
+    with QPUClient(qat_server) as client:
+        reply = client.run_program(program, ExecutionOptions(shots=5))  # QAT compiles it
+    assert reply["results"]
+    check_program(case, program)  # and so must our check, or it refuses good work
+
+
+def test_what_our_check_refuses_the_real_server_refuses_too(qat_server):
+    """The same undefined gate, refused by both (so the check is no stricter than the QPU)."""
+    bad = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nfoo q[0];\n'
+    with pytest.raises(ProgramError):
+        check_program("bad", bad)
+    with QPUClient(qat_server) as client, pytest.raises(QPUError):
+        client.run_program(bad, ExecutionOptions(shots=5))
 
 
 def client_reply(endpoint: str, options: ExecutionOptions) -> dict:

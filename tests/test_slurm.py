@@ -153,9 +153,17 @@ def test_cancel_while_running(slurm_env, tmp_path, emulator_factory):
 
 
 def test_failing_step_is_error_with_the_reason(slurm_env, tmp_path):
-    bad = write(tmp_path, "bad.qasm", 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\n'
-                                      'frob q[0];\n')
-    job_id = submit(bad)
+    bad_text = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nfrob q[0];\n'
+    bad = write(tmp_path, "bad.qasm", bad_text)
+    refused = run_qmio("submit", bad)  # the submitter refuses it: nothing reaches Slurm
+    assert refused.returncode == 2 and "frob" in refused.stderr
+    assert not JobManager(Settings.load()).job_ids()
+    # A program that arrives by another door (a spec written without the submitter's check)
+    # meets the batch step's own check, on the node.
+    manager = JobManager(Settings.load())
+    spec = manager.build_spec([{"name": "bad", "program": BELL_QASM}], ExecutionOptions(shots=10))
+    spec["programs"][0].update(program=bad_text, checked=False)
+    job_id = manager.scheduler().submit(manager.store.create(spec))
     row = wait_for(job_id, {"ERROR"})
     assert row["scheduler_state"] == "FAILED"
     assert "not valid OpenQASM 2" in row["detail"] and "frob" in row["detail"]
