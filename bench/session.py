@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 # Nothing from the caller's environment or config files may change what is measured.
@@ -57,6 +58,7 @@ for _name in [n for n in os.environ if n.startswith("QMIO_") or n == "ZMQ_SERVER
 os.environ["QMIO_SITE_CONFIG"] = os.devnull
 os.environ["QMIO_USER_CONFIG"] = os.devnull
 
+from qmio_hpc.channel import client_keys  # noqa: E402
 from qmio_hpc.config import Settings  # noqa: E402
 from qmio_hpc.jobs import JobManager  # noqa: E402
 from qmio_hpc.protocol import ExecutionOptions  # noqa: E402
@@ -138,7 +140,9 @@ class Bench:
         port = free_port()
         address = f"tcp://127.0.0.1:{port}"
         log = open(os.path.join(self.store, f"emulator-{port}.log"), "ab")
-        proc = subprocess.Popen([sys.executable, "-m", "qmio_hpc", "emulator", "--bind", address,
+        # the store's private emulator: the built-in endpoint uses no other (emulator.launcher)
+        proc = subprocess.Popen([sys.executable, "-m", "qmio_hpc", "--store", self.store,
+                                 "emulator", "--private", "--bind", address,
                                  "--idle-exit", "0", *extra],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
@@ -149,8 +153,9 @@ class Bench:
                 raise RuntimeError(f"the emulator on {address} exited (code {proc.returncode}); "
                                    f"see {log.name}")
             try:
+                keys = client_keys(Path(self.store) / "emulator" / "keys")
                 with QPUClient(address, connect_timeout=1.0, reply_timeout=5.0,
-                               retries=0) as client:
+                               retries=0, curve=keys) as client:
                     client.version()
                 return port, address
             except Exception:
@@ -349,7 +354,7 @@ def overhead_pairs(bench: Bench, manager: JobManager, address: str, pairs: int,
     bench.wait_quiet()
     say(f"    load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     sid, start_s = bench.start_session(manager)
-    client = QPUClient(address)
+    client = QPUClient(address, curve=client_keys(Path(bench.store) / "emulator" / "keys"))
     try:
         def raw() -> float:
             began = time.perf_counter()

@@ -102,36 +102,43 @@ def decode(frame: bytes) -> dict[str, Any] | None:
 
 # -- the worker's end ------------------------------------------------------------------------------
 
-class ChannelServer:
-    """A ROUTER socket with CURVE, and the ZAP handler that admits the session's client key only.
+def client_keys(keys_dir: Path) -> tuple[bytes, bytes, bytes]:
+    """(server public, client public, client secret): what a client needs to reach the holder of
+    the server's secret key, and nobody else."""
+    require_curve()
+    return (read_key(keys_dir, "worker.key"), read_key(keys_dir, "client.key"),
+            read_key(keys_dir, "client.key_secret"))
 
-    Both sockets are polled by the worker's loop (``sockets``), which calls ``handle_zap`` and
-    ``receive`` when they are readable; ``reply`` answers a client later, by its identity."""
 
-    def __init__(self, context: zmq.Context, keys_dir: Path, host: str) -> None:
+def use_client_keys(sock: zmq.Socket, keys: tuple[bytes, bytes, bytes]) -> None:
+    sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = keys
+
+
+class CurveGate:
+    """The server side of an owner-only socket: CURVE with the server's key pair from
+    ``keys_dir`` (so clients know they reached its holder) and a ZAP handler in ``context`` that
+    admits the one client key there and refuses every other. The server polls ``zap`` and calls
+    ``handle`` when it is readable."""
+
+    def __init__(self, context: zmq.Context, keys_dir: Path, domain: bytes) -> None:
         require_curve()
         self._client_key = read_key(keys_dir, "client.key")
+        self._server_keys = (read_key(keys_dir, "worker.key"),
+                             read_key(keys_dir, "worker.key_secret"))
+        self.domain = domain
         self.zap = context.socket(zmq.REP)
         self.zap.linger = 0
         self.zap.bind(ZAP_ENDPOINT)
-        self.socket = context.socket(zmq.ROUTER)
-        self.socket.linger = 0
-        self.socket.curve_server = True
-        self.socket.curve_publickey = read_key(keys_dir, "worker.key")
-        self.socket.curve_secretkey = read_key(keys_dir, "worker.key_secret")
-        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        self.socket.zap_domain = b"qmio-session"
-        port = self.socket.bind_to_random_port(f"tcp://{host}")
-        self.address = f"tcp://{host}:{port}"
         self.refused = 0  # handshakes refused, for the record
 
-    @property
-    def sockets(self) -> list[zmq.Socket]:
-        return [self.zap, self.socket]
+    def secure(self, sock: zmq.Socket) -> None:
+        """Make ``sock`` (before it binds) a CURVE server behind this gate."""
+        sock.curve_server = True
+        sock.curve_publickey, sock.curve_secretkey = self._server_keys
+        sock.zap_domain = self.domain
 
-    def handle_zap(self) -> None:
-        """Answer one ZAP request: 200 for the session's client key, 400 for anything else."""
+    def handle(self) -> None:
+        """Answer one ZAP request: 200 for the owner's client key, 400 for anything else."""
         frames = self.zap.recv_multipart()
         version, request_id = frames[0], frames[1]
         mechanism = frames[5] if len(frames) > 5 else b""
@@ -140,7 +147,39 @@ class ChannelServer:
         if not ok:
             self.refused += 1
         self.zap.send_multipart([version, request_id, b"200" if ok else b"400",
-                                 b"OK" if ok else b"not this session's key", b"", b""])
+                                 b"OK" if ok else b"not the owner's key", b"", b""])
+
+    def close(self) -> None:
+        self.zap.close(linger=0)
+
+
+class ChannelServer:
+    """A ROUTER socket with CURVE, behind a gate that admits the session's client key only.
+
+    Both sockets are polled by the worker's loop (``sockets``), which calls ``handle_zap`` and
+    ``receive`` when they are readable; ``reply`` answers a client later, by its identity."""
+
+    def __init__(self, context: zmq.Context, keys_dir: Path, host: str) -> None:
+        self.gate = CurveGate(context, keys_dir, b"qmio-session")
+        self.zap = self.gate.zap
+        self.socket = context.socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.gate.secure(self.socket)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        port = self.socket.bind_to_random_port(f"tcp://{host}")
+        self.address = f"tcp://{host}:{port}"
+
+    @property
+    def refused(self) -> int:
+        return self.gate.refused
+
+    @property
+    def sockets(self) -> list[zmq.Socket]:
+        return [self.zap, self.socket]
+
+    def handle_zap(self) -> None:
+        self.gate.handle()
 
     def receive(self) -> tuple[bytes, dict[str, Any]] | None:
         """One (client identity, message); None for a malformed one (dropped)."""
@@ -158,7 +197,7 @@ class ChannelServer:
 
     def close(self) -> None:
         self.socket.close(linger=0)
-        self.zap.close(linger=0)
+        self.gate.close()
 
 
 # -- a client's end --------------------------------------------------------------------------------
@@ -174,9 +213,7 @@ class ChannelClient:
         self.socket = (context or zmq.Context.instance()).socket(zmq.DEALER)
         self.socket.linger = 0
         self.socket.immediate = True  # queue nothing while there is no connection
-        self.socket.curve_serverkey = read_key(keys_dir, "worker.key")
-        self.socket.curve_publickey = read_key(keys_dir, "client.key")
-        self.socket.curve_secretkey = read_key(keys_dir, "client.key_secret")
+        use_client_keys(self.socket, client_keys(keys_dir))
         self.socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
         self.socket.connect(address)
         # With IMMEDIATE, nothing can be sent before the CURVE handshake is done (about a

@@ -447,14 +447,20 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
 @click.option("--noise", is_flag=True,
               help="Simulate the calibration's noise (T1/T2, gate and readout errors): a "
                    "'fake Qmio'. Needs qiskit-aer (pip install 'qmio-hpc[noise]').")
+@click.option("--private", is_flag=True,
+              help="Serve only you: clients must hold your job store's emulator key, and the "
+                   "CURVE handshake proves to them that this emulator is yours. The endpoint "
+                   "'emulator' uses only such emulators (and starts them so).")
 @click.pass_context
 @handle_errors
 def emulator(ctx: click.Context, bind: str, time_model: bool, seed: int | None,
-             idle_exit: float, noise: bool) -> None:
+             idle_exit: float, noise: bool, private: bool) -> None:
     """Run the built-in QPU emulator: it speaks qat-rpc and simulates programs with Qiskit.
 
     Point any client at it with ZMQ_SERVER=tcp://127.0.0.1:5556. Jobs whose endpoint is
-    'emulator' start one on demand; run it by hand to watch requests or to use --time-model.
+    'emulator' start a --private one on demand, on the port of the setting 'emulator_port'; to
+    watch its requests, run it yourself there with --private (and the options the settings
+    name: a job does not use an emulator whose --time-model or --noise differ).
     """
     import logging  # noqa: PLC0415
 
@@ -468,9 +474,13 @@ def emulator(ctx: click.Context, bind: str, time_model: bool, seed: int | None,
     if noise:
         from .calibration import resolve_calibration  # noqa: PLC0415
         calibration = resolve_calibration(_manager(ctx).settings.calibration_dir or None)
+    keys_dir = None
+    if private:
+        from .emulator.launcher import emulator_keys  # noqa: PLC0415
+        keys_dir = emulator_keys(_manager(ctx).connection)
     try:
         run_emulator(bind, time_model=time_model, seed=seed, idle_exit=idle_exit,
-                     noise=calibration,
+                     noise=calibration, keys_dir=keys_dir,
                      ready=lambda addr: click.echo(f"emulator listening on {addr}", err=True))
     except zmq.ZMQError as exc:
         raise ProgramError(f"cannot listen on {bind}: {exc} (is another emulator running?)"

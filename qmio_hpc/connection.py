@@ -66,13 +66,26 @@ class Connection:
         return self.address
 
     def client(self) -> "QPUClient":
-        """A client for the endpoint (started first if it is the built-in emulator)."""
+        """A client for the endpoint (started first if it is the built-in emulator, which it
+        then reaches with the store's key: ``emulator.launcher``)."""
         from .transport import QPUClient  # noqa: PLC0415
-        return QPUClient(self.ensure_endpoint(), connect_timeout=self.connect_timeout,
+        curve = None
+        if self.uses_builtin_emulator:
+            from .channel import client_keys  # noqa: PLC0415
+            address = self.ensure_endpoint()
+            curve = client_keys(self.emulator_keys)
+        else:
+            address = self.endpoint
+        return QPUClient(address, connect_timeout=self.connect_timeout,
                          reply_timeout=self.reply_timeout, retries=self.retries,
-                         assumed_repetition_period=self.assumed_repetition_period)
+                         assumed_repetition_period=self.assumed_repetition_period, curve=curve)
 
     @property
     def emulator_dir(self) -> Path:
         """Where an emulator started on demand keeps its lock, pid and log: inside the store."""
         return Path(self.store) / "emulator"
+
+    @property
+    def emulator_keys(self) -> Path:
+        """The built-in emulator's CURVE keys, the store owner's alone."""
+        return self.emulator_dir / "keys"

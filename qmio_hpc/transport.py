@@ -54,7 +54,8 @@ class QPUClient:
                  reply_timeout: float = 60.0, retries: int = 2,
                  assumed_repetition_period: float = 1e-4,
                  context: zmq.Context | None = None,
-                 background: Background | None = None) -> None:
+                 background: Background | None = None,
+                 curve: tuple[bytes, bytes, bytes] | None = None) -> None:
         self.endpoint = endpoint
         self.connect_timeout = connect_timeout
         self.reply_timeout = reply_timeout
@@ -64,6 +65,7 @@ class QPUClient:
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
         self.background = background
+        self.curve = curve  # (server public, own public, own secret): talk to that server only
 
     # -- socket lifecycle -------------------------------------------------------------------------
 
@@ -73,6 +75,8 @@ class QPUClient:
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.IMMEDIATE, 1)
             sock.setsockopt(zmq.SNDTIMEO, int(self.connect_timeout * 1000))
+            if self.curve is not None:
+                sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = self.curve
             self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
             sock.connect(self.endpoint)
             self._socket = sock

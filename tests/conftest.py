@@ -17,6 +17,7 @@ from typing import Iterator
 
 import pytest
 
+from qmio_hpc.channel import client_keys
 from qmio_hpc.config import Settings
 from qmio_hpc.jobs import JobManager
 from qmio_hpc.transport import QPUClient
@@ -96,21 +97,25 @@ def slurm_env(qmio_env, monkeypatch):
 
 
 class Emulator:
-    """A real ``qmio emulator`` process on loopback."""
+    """A real ``qmio emulator`` process on loopback. ``private``: the store's own (``--private``,
+    in the store of QMIO_STORE), as the built-in endpoint 'emulator' requires."""
 
-    def __init__(self, port: int, *args: str) -> None:
+    def __init__(self, port: int, *args: str, private: bool = False) -> None:
         self.port = port
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", self.endpoint, *args],
+            [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", self.endpoint, *args]
+            + (["--private"] if private else []),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        keys = Path(os.environ.get("QMIO_STORE", "")) / "emulator" / "keys"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"emulator exited: {self.proc.stdout.read()}")
             try:
+                curve = client_keys(keys) if private else None
                 with QPUClient(self.endpoint, connect_timeout=0.5, reply_timeout=2,
-                               retries=0) as client:
+                               retries=0, curve=curve) as client:
                     client.version()
                 return
             except Exception:
@@ -132,7 +137,8 @@ def emulator_factory() -> Iterator:
     started: list[Emulator] = []
 
     def start(*args: str, port: int | None = None) -> Emulator:
-        emu = Emulator(port or free_port(), *args)
+        """An emulator; on ``port`` (the settings' emulator_port), the store's private one."""
+        emu = Emulator(port or free_port(), *args, private=port is not None)
         started.append(emu)
         return emu
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -291,3 +292,50 @@ def test_a_killed_runner_takes_its_step_with_it_and_the_error_stays(qmio_env, em
     time.sleep(4)  # the 3 s program would have ended by now, had the step lived on
     assert wait_status(job_id, {"ERROR", "DONE"}, timeout=5)["status"] == "ERROR"
     assert job.result() is None
+
+
+FORGER = r"""
+import pickle, sys, zmq
+sock = zmq.Context().socket(zmq.REP)
+sock.bind(sys.argv[1])
+print("listening", flush=True)
+while True:
+    sock.recv()
+    sock.send(pickle.dumps({"results": {"c": {"11": int(sys.argv[2])}}, "execution_metrics": {}}))
+"""
+
+
+def test_another_users_listener_on_the_emulator_port_is_never_used(qmio_env, tmp_path):
+    """Issue 8, item 6. Another Unix user starts a qat-rpc server on this user's emulator port
+    first, answering every program with forged counts. The user's job must refuse it (it cannot
+    prove it holds the store's emulator key) and end with the reason, never with its counts.
+    The other user runs the system's Python with a copy of pyzmq (this venv is under /root)."""
+    import shutil
+    import tempfile
+
+    from tests.test_sessions_local import _other_user
+    user = _other_user()
+    site = Path(tempfile.mkdtemp(prefix="qmio-zmq-"))
+    os.chmod(site, 0o755)
+    packages = Path(__import__("zmq").__file__).parent.parent
+    for name in ("zmq", "pyzmq.libs"):
+        shutil.copytree(packages / name, site / name)
+    subprocess.run(["chmod", "-R", "a+rX", str(site)], check=True)
+    port = qmio_env["QMIO_EMULATOR_PORT"]
+    forger = subprocess.Popen(["/usr/bin/python3", "-c", FORGER, f"tcp://127.0.0.1:{port}",
+                               "1000"], user=user, cwd="/", env={"PYTHONPATH": str(site)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert forger.stdout.readline().strip() == "listening"
+        prog = tmp_path / "bell.qasm"
+        prog.write_text(BELL_QASM)
+        out = run_qmio("submit", str(prog), "--wait")
+        assert out.returncode == 4, (out.stdout, out.stderr)
+        assert "not your built-in emulator" in out.stderr and "Traceback" not in out.stderr
+        assert "11  1000" not in out.stdout  # the forged counts never show
+        jobs = list((Path(qmio_env["QMIO_STORE"]) / "jobs").iterdir())
+        assert not (jobs[0] / "result.json").exists()
+    finally:
+        forger.kill()
+        forger.wait()
+        shutil.rmtree(site, ignore_errors=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
@@ -31,7 +32,7 @@ def is_loopback_bind(bind: str) -> bool:
 def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None,
                  idle_exit: float = 0.0, default_period: float = 1e-4,
                  ready: Callable[[str], None] | None = None,
-                 noise: Calibration | None = None) -> None:
+                 noise: Calibration | None = None, keys_dir: Path | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or ``idle_exit`` seconds without a request).
 
     The device it stands in for is the calibration's: its qubit count and coupling map, and,
@@ -43,7 +44,7 @@ def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None
     if noise is not None:
         from .noise import _aer  # noqa: PLC0415
         _aer()  # fail at start, not on the first request, when qiskit-aer is missing
-    server = EmulatorServer(bind, handler, idle_exit=idle_exit)
+    server = EmulatorServer(bind, handler, idle_exit=idle_exit, keys_dir=keys_dir)
     from . import simulate  # noqa: F401,PLC0415 - import Qiskit now, not on the first request
     if ready is not None:
         ready(server.address)

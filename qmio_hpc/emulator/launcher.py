@@ -1,19 +1,28 @@
-"""Start the built-in emulator on demand, or reuse the one already listening.
+"""Start the built-in emulator on demand, or reuse the one already listening, if it is yours.
 
 The batch step calls ``ensure_emulator`` when the endpoint is ``emulator``; it runs wherever the
 step runs (this host for the local executor, the compute node under Slurm), so the emulator binds
 loopback and the step reaches it there. A lock keeps two steps from starting two emulators.
+
+Loopback is shared by every user of the host, so the emulator is private (``--private``): it
+holds a CURVE key pair from the job store (the owner's alone) and admits only the store's client
+key. A job uses whatever listens on the port only after the handshake proves it is that emulator:
+another user's process there cannot answer a user's jobs.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
+from ..channel import client_keys, create_keys
 from ..connection import Connection
 from ..errors import EndpointUnreachableError
 from ..transport import QPUClient
@@ -29,33 +38,63 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def _answers(endpoint: str) -> bool:
+def emulator_keys(connection: Connection) -> Path:
+    """The store's emulator keys (``channel.create_keys``), created once, whole: in a private
+    directory that is renamed into place, so a concurrent starter sees all of them or none."""
+    keys = connection.emulator_keys
+    if not (keys / "client.key_secret").exists():
+        keys.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fresh = Path(tempfile.mkdtemp(prefix=".keys-", dir=keys.parent))
+        shutil.rmtree(fresh)
+        create_keys(fresh)
+        try:
+            os.rename(fresh, keys)
+        except OSError:  # another process won: use its keys
+            shutil.rmtree(fresh, ignore_errors=True)
+    return keys
+
+
+def _answers(endpoint: str, keys: Path) -> bool:
+    """Does the emulator of this store (the holder of its key) answer there?"""
     try:
-        with QPUClient(endpoint, connect_timeout=1.0, reply_timeout=5.0, retries=0) as client:
+        with QPUClient(endpoint, connect_timeout=1.0, reply_timeout=5.0, retries=0,
+                       curve=client_keys(keys)) as client:
             client.version()
         return True
     except Exception:
         return False
 
 
+def _owned(connection: Connection, keys: Path) -> bool:
+    """Something listens on the port: it is used only if it proves to be this store's emulator.
+    A listener that is not (another user's process, a plain emulator) is refused, never used."""
+    if _answers(connection.address, keys):
+        return True
+    raise EndpointUnreachableError(
+        f"port {connection.emulator_port} on this host is taken by a process that is not your "
+        f"built-in emulator (it cannot prove it holds your store's emulator key); stop it, or "
+        f"set 'emulator_port' to a free port", connection.address)
+
+
 def ensure_emulator(connection: Connection) -> str:
-    """Return the endpoint of a running emulator on 127.0.0.1, starting one if needed, with the
-    options ``connection`` names."""
+    """Return the endpoint of this store's emulator on 127.0.0.1, starting one if needed, with
+    the options ``connection`` names."""
     port, endpoint = connection.emulator_port, connection.address
-    if listening(port):
+    keys = emulator_keys(connection)
+    if listening(port) and _owned(connection, keys):
         return endpoint
     folder = connection.emulator_dir
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     lock_fd = os.open(folder / f"{port}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if listening(port):
+        if listening(port) and _owned(connection, keys):
             return endpoint
         log_path = folder / f"{port}.log"
         with open(log_path, "ab") as log:
             os.chmod(log_path, 0o600)
             proc = subprocess.Popen(
-                [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", endpoint,
+                [sys.executable, "-m", "qmio_hpc", "--store", connection.store, "emulator",
+                 "--private", "--bind", endpoint,
                  "--idle-exit", str(connection.emulator_idle_exit)]
                 + (["--time-model"] if connection.emulator_time_model else [])
                 + (["--noise"] if connection.emulator_noise else []),
@@ -71,7 +110,7 @@ def ensure_emulator(connection: Connection) -> str:
                     f"the built-in emulator for {endpoint} exited at start (code "
                     f"{proc.returncode}): {' '.join(tail) or 'no output'}; log in {log_path}",
                     endpoint)
-            if _answers(endpoint):
+            if _answers(endpoint, keys):
                 return endpoint
             time.sleep(0.2)
         raise EndpointUnreachableError(

@@ -10,26 +10,35 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import zmq
 
 from .. import wire
+from ..channel import CurveGate
 from .handler import bounded_repr
 
 log = logging.getLogger("qmio_hpc.emulator")
 
 
 class EmulatorServer:
-    def __init__(self, bind: str, handler: Callable[[Any], Any], idle_exit: float = 0.0) -> None:
+    """``keys_dir``: serve its owner alone (``channel.CurveGate``): the built-in endpoint's
+    emulator, which a job uses only once the CURVE handshake proves it holds the store's key."""
+
+    def __init__(self, bind: str, handler: Callable[[Any], Any], idle_exit: float = 0.0,
+                 keys_dir: Path | None = None) -> None:
         self.bind = bind
         self.handler = handler
         self.idle_exit = idle_exit
         self._stop = False
         self._busy = False
         self._context = zmq.Context()
+        self._gate = CurveGate(self._context, keys_dir, b"qmio-emulator") if keys_dir else None
         self._socket = self._context.socket(zmq.REP)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if self._gate is not None:
+            self._gate.secure(self._socket)
         self._socket.bind(bind)  # raises zmq.ZMQError (EADDRINUSE) if taken
 
     @property
@@ -46,9 +55,16 @@ class EmulatorServer:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         last = time.monotonic()
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._gate is not None:
+            poller.register(self._gate.zap, zmq.POLLIN)
         try:
             while not self._stop:
-                if self._socket.poll(200) == 0:
+                ready = dict(poller.poll(200))
+                if self._gate is not None and self._gate.zap in ready:
+                    self._gate.handle()
+                if self._socket not in ready:
                     if self.idle_exit and time.monotonic() - last > self.idle_exit:
                         log.info("idle for %.0f s; exiting", self.idle_exit)
                         return
@@ -61,6 +77,8 @@ class EmulatorServer:
                 last = time.monotonic()
         finally:
             self._socket.close(linger=0)
+            if self._gate is not None:
+                self._gate.close()
             self._context.term()
 
     def _answer(self, payload: bytes) -> Any:
