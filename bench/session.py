@@ -126,19 +126,25 @@ class Bench:
     def __init__(self, store: str) -> None:
         self.store = store
         self.emulators: list[subprocess.Popen] = []
+        self.time_model_ports: set[int] = set()
         self.sessions: list[tuple[JobManager, str]] = []
         self.slurm_jobs: list[str] = []
 
     # -- set-up -----------------------------------------------------------------------------------
 
     def overrides(self, port: int) -> dict[str, Any]:
+        """Settings for jobs on the emulator at ``port`` (with its options: a job uses no
+        emulator whose options differ from its own)."""
         return {"store": self.store, "executor": "slurm", "slurm.qpu_hold": "gres",
-                "slurm.partition": "qpu", "endpoint": "emulator", "emulator_port": port}
+                "slurm.partition": "qpu", "endpoint": "emulator", "emulator_port": port,
+                "emulator_time_model": port in self.time_model_ports}
 
     def start_emulator(self, *extra: str) -> tuple[int, str]:
         """An emulator of our own on a free loopback port; whatever runs a job reuses it."""
         port = free_port()
         address = f"tcp://127.0.0.1:{port}"
+        if "--time-model" in extra:
+            self.time_model_ports.add(port)
         log = open(os.path.join(self.store, f"emulator-{port}.log"), "ab")
         # the store's private emulator: the built-in endpoint uses no other (emulator.launcher)
         proc = subprocess.Popen([sys.executable, "-m", "qmio_hpc", "--store", self.store,

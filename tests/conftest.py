@@ -133,12 +133,16 @@ class Emulator:
 
 
 @pytest.fixture
-def emulator_factory() -> Iterator:
+def emulator_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator:
     started: list[Emulator] = []
 
     def start(*args: str, port: int | None = None) -> Emulator:
-        """An emulator; on ``port`` (the settings' emulator_port), the store's private one."""
+        """An emulator; on ``port`` (the settings' emulator_port), the store's private one, and
+        the settings then say --time-model when it has it (a job uses no emulator whose options
+        differ from its own): managers built after this call, and every CLI run, see it."""
         emu = Emulator(port or free_port(), *args, private=port is not None)
+        if port is not None and "--time-model" in args:
+            monkeypatch.setenv("QMIO_EMULATOR_TIME_MODEL", "1")
         started.append(emu)
         return emu
 

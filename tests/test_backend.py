@@ -47,9 +47,10 @@ def test_backend_is_listed_with_a_32_qubit_calibrated_target(service, backend):
     assert backend.target.qubit_properties[0].t1 > 0
 
 
-def test_ghz_ten_circuits_one_job_returns_at_once(service, backend, emulator_factory,
-                                                  qmio_env):
+def test_ghz_ten_circuits_one_job_returns_at_once(emulator_factory, qmio_env):
     emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    service = QmioRuntimeService()  # after the emulator: its settings say --time-model too
+    backend = service.backend("qpu")
     isa = transpile(ghz(), backend)
     job = backend.run([isa] * 10, shots=2000, repetition_period=1e-4)
     assert job.status() is not JobStatus.DONE  # run() did not wait for the QPU

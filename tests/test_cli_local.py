@@ -339,3 +339,18 @@ def test_another_users_listener_on_the_emulator_port_is_never_used(qmio_env, tmp
         forger.kill()
         forger.wait()
         shutil.rmtree(site, ignore_errors=True)
+
+
+def test_an_emulator_with_other_options_is_not_silently_reused(qmio_env, emulator_factory,
+                                                               tmp_path):
+    """Issue 8, item 6: the store's own emulator runs with --time-model on the port; a job that
+    asks for none is refused with the reason (exit 4), and runs once the settings agree."""
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "bell.qasm"
+    prog.write_text(BELL_QASM)
+    out = run_qmio("submit", str(prog), "--shots", "10", "--wait",
+                   env={"QMIO_EMULATOR_TIME_MODEL": "0"})
+    assert out.returncode == 4, (out.stdout, out.stderr)
+    assert "runs with --time-model" in out.stderr and "asks for no --time-model" in out.stderr
+    same = run_qmio("submit", str(prog), "--shots", "10", "--wait")  # the factory's setting
+    assert same.returncode == 0, same.stderr

@@ -106,7 +106,9 @@ def test_refuses_what_the_qpu_refuses_in_its_words(emulator, prog, words):
 
 
 def test_queries_answer_as_qat_rpc_does(emulator):
-    assert ask(emulator.endpoint, ("version",)) == {"qat_rpc_version": "1.0.0"}
+    version = ask(emulator.endpoint, ("version",))
+    assert version["qat_rpc_version"] == "1.0.0"  # qat-rpc's key, as its server gives it
+    assert version["emulator"] == {"time_model": False, "noise": False}  # and how it runs
     assert ask(emulator.endpoint, ("qpu_info",))["qpu_info"]["num_qubits"] == 32
     couplings = ask(emulator.endpoint, ("couplings",))["couplings"]
     assert couplings and all(len(c) == 2 for c in couplings)

@@ -198,6 +198,7 @@ def test_cli_session_lifecycle(qmio_env, tmp_path):
 
 def test_cancel_ends_queued_jobs_cancelled_and_releases_the_qpu(manager, emulator_factory):
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     sid = manager.sessions.start(idle_timeout=60)
     serving(manager, sid)
     slow = ExecutionOptions(shots=1000, repetition_period=0.002)  # 2 s each
@@ -221,6 +222,7 @@ def test_cancel_ends_queued_jobs_cancelled_and_releases_the_qpu(manager, emulato
 
 def test_the_worker_killed_ends_every_job_within_five_seconds(manager, emulator_factory):
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     sid = manager.sessions.start(idle_timeout=60)
     serving(manager, sid)
     slow = ExecutionOptions(shots=1000, repetition_period=0.003)
@@ -264,6 +266,7 @@ def test_idle_timeout_releases_the_qpu(manager):
 
 def test_jobs_submitted_before_the_allocation_starts_wait_queued(manager, emulator_factory):
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     blocker = manager.submit([{"name": "s", "program": SLOW_QASM}],
                              ExecutionOptions(shots=1000, repetition_period=0.003))
     wait_until(lambda: manager.status(blocker).name == "RUNNING", 20, "blocker running")
@@ -409,6 +412,7 @@ def test_another_unix_user_can_neither_submit_into_a_session_nor_read_its_jobs(q
 
 def test_cancel_one_queued_job_of_a_session(manager, emulator_factory, tmp_path):
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     sid = manager.sessions.start(idle_timeout=60)
     serving(manager, sid)
     slow = ExecutionOptions(shots=1000, repetition_period=0.002)
@@ -427,6 +431,7 @@ def test_cancel_a_running_job_of_a_session_ends_it_cancelled_for_good(manager, e
     """A running job is asked to stop; it reads RUNNING until its worker ends it, then CANCELLED,
     and that never changes (no result lands after it)."""
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     sid = manager.sessions.start(idle_timeout=60)
     serving(manager, sid)
     slow = ExecutionOptions(shots=500, repetition_period=0.002)  # 1 s per program

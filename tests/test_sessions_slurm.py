@@ -93,6 +93,7 @@ def test_scancel_with_50_jobs_queued_ends_every_job_within_five_seconds(slurm_se
                                                                         emulator_factory):
     manager = slurm_sessions
     emulator_factory("--time-model", port=manager.connection.emulator_port)
+    manager = JobManager()  # its settings now say --time-model, as the emulator's
     sid = manager.sessions.start(idle_timeout=120, max_time=600)
     wait_until(lambda: manager.sessions.view(sid).status == STATUS_ACCEPTING, 60, "serving")
     slow = ExecutionOptions(shots=1000, repetition_period=0.002)

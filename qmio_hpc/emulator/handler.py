@@ -109,8 +109,11 @@ class Handler:
     # the real one pickles qat classes (Constraints, Quantity, ...) that no restricted unpickler
     # loads, so the emulator gives the plain-data part that a client can use.
 
-    def version(self) -> dict[str, str]:
-        return {"qat_rpc_version": QAT_RPC_VERSION}
+    def version(self) -> dict[str, Any]:
+        """qat-rpc's answer, plus how this emulator runs (a key the real server lacks): a job
+        does not use an emulator whose options differ from its own (``emulator.launcher``)."""
+        return {"qat_rpc_version": QAT_RPC_VERSION,
+                "emulator": {"time_model": self.time_model, "noise": self.noise is not None}}
 
     def qpu_info(self) -> dict[str, Any]:
         return {"qpu_info": {"name": "qmio-hpc emulator", "num_qubits": self.num_qubits,

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from ..channel import client_keys, create_keys
 from ..connection import Connection
@@ -54,26 +55,40 @@ def emulator_keys(connection: Connection) -> Path:
     return keys
 
 
-def _answers(endpoint: str, keys: Path) -> bool:
-    """Does the emulator of this store (the holder of its key) answer there?"""
+def _answers(endpoint: str, keys: Path) -> dict[str, Any] | None:
+    """The version answer of this store's emulator (the holder of its key) there, if it is."""
     try:
         with QPUClient(endpoint, connect_timeout=1.0, reply_timeout=5.0, retries=0,
                        curve=client_keys(keys)) as client:
-            client.version()
-        return True
+            return client.version()
     except Exception:
-        return False
+        return None
+
+
+def _describe(options: dict[str, Any]) -> str:
+    flags = [f"--{name.replace('_', '-')}" for name in ("time_model", "noise") if options[name]]
+    return " ".join(flags) or "no --time-model and no --noise"
 
 
 def _owned(connection: Connection, keys: Path) -> bool:
-    """Something listens on the port: it is used only if it proves to be this store's emulator.
-    A listener that is not (another user's process, a plain emulator) is refused, never used."""
-    if _answers(connection.address, keys):
-        return True
-    raise EndpointUnreachableError(
-        f"port {connection.emulator_port} on this host is taken by a process that is not your "
-        f"built-in emulator (it cannot prove it holds your store's emulator key); stop it, or "
-        f"set 'emulator_port' to a free port", connection.address)
+    """Something listens on the port: it is used only if it proves to be this store's emulator,
+    running with the options the job asks for. Anything else is refused, never used."""
+    version = _answers(connection.address, keys)
+    if version is None:
+        raise EndpointUnreachableError(
+            f"port {connection.emulator_port} on this host is taken by a process that is not "
+            f"your built-in emulator (it cannot prove it holds your store's emulator key); stop "
+            f"it, or set 'emulator_port' to a free port", connection.address)
+    wanted = {"time_model": connection.emulator_time_model, "noise": connection.emulator_noise}
+    running = version.get("emulator")
+    if not isinstance(running, dict) or {k: bool(running.get(k)) for k in wanted} != wanted:
+        running = running if isinstance(running, dict) else {"time_model": False, "noise": False}
+        raise EndpointUnreachableError(
+            f"your emulator on port {connection.emulator_port} runs with "
+            f"{_describe({k: bool(running.get(k)) for k in wanted})}, but this job asks for "
+            f"{_describe(wanted)} (settings emulator_time_model, emulator_noise); stop that "
+            f"emulator, use the same settings, or another 'emulator_port'", connection.address)
+    return True
 
 
 def ensure_emulator(connection: Connection) -> str:
@@ -110,7 +125,7 @@ def ensure_emulator(connection: Connection) -> str:
                     f"the built-in emulator for {endpoint} exited at start (code "
                     f"{proc.returncode}): {' '.join(tail) or 'no output'}; log in {log_path}",
                     endpoint)
-            if _answers(endpoint, keys):
+            if _answers(endpoint, keys) is not None:
                 return endpoint
             time.sleep(0.2)
         raise EndpointUnreachableError(
