@@ -3,7 +3,8 @@
 Two users, one shape:
 
 * the local executor: each runner adds a ticket named by its submission time and holding its pid,
-  and waits until its ticket is the oldest one whose runner is alive (``wait_turn``);
+  locks it for its lifetime (``hold``), and waits until its ticket is the oldest one whose runner
+  is alive (``wait_turn``), asleep on the lock of the one ahead;
 * a session: each job submitted into it adds an entry named by its sequence number, and the
   session's worker serves the entries in name order (``entries``).
 
@@ -13,6 +14,7 @@ add to the queue without a server, and a reader never sees half an entry.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import time
@@ -80,18 +82,50 @@ class FifoQueue:
     def remove(self, entry: Path) -> None:
         entry.unlink(missing_ok=True)
 
+    def hold(self, entry: Path) -> int:
+        """Lock ``entry`` for as long as its owner lives (the returned descriptor stays open):
+        whoever waits behind it sleeps on that lock (``wait_turn``), and the kernel releases it
+        when the owner exits, however it exits."""
+        fd = os.open(entry, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
     def wait_turn(self, entry: Path, alive: Callable[[Path], bool] | None = None) -> None:
         """Block until ``entry`` is the oldest entry whose owner is ``alive``; entries of dead
-        owners are removed on the way."""
+        owners are removed on the way.
+
+        No polling while the owner ahead holds its entry (``hold``): this sleeps on that lock,
+        and wakes when it is released. Only an owner that has not taken its lock yet (it is
+        starting) is looked at again, every ``POLL_SECONDS``."""
         alive = alive or ticket_alive
         while True:
+            ahead = None
             for other in self.entries():
                 if other == entry:
                     return
                 if alive(other):
+                    ahead = other
                     break
                 self.remove(other)
-            time.sleep(POLL_SECONDS)
+            if ahead is not None and not _sleep_on(ahead):
+                time.sleep(POLL_SECONDS)  # its owner is starting: it holds no lock yet
+
+
+def _sleep_on(entry: Path) -> bool:
+    """Wait until ``entry``'s owner lets go of it; False at once if nobody holds it (yet)."""
+    try:
+        fd = os.open(entry, os.O_RDONLY)
+    except FileNotFoundError:
+        return True  # gone: look again
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False  # nobody holds it
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # sleeps until the owner ends
+            return True
+    finally:
+        os.close(fd)
 
 
 def ticket_alive(ticket: Path) -> bool:

@@ -8,7 +8,10 @@ status from the executor's word plus the job directory (``states.resolve``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
+import os
 import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -106,7 +109,7 @@ class JobManager:
             raise ProgramError("nothing to run: give at least one program")
         for entry in programs:
             if not entry.get("checked"):
-                check_program(str(entry.get("name", "?")), entry.get("program"))
+                self._check(str(entry.get("name", "?")), entry.get("program"))
                 entry["checked"] = True
             entry.setdefault("registers", classical_registers(entry["program"]))
         if options.res_format == "binary_count" and any(len(e["registers"]) > 1 for e in programs):
@@ -135,6 +138,22 @@ class JobManager:
         except QmioError as exc:
             job.write_error(type(exc).__name__, f"submission failed: {exc}")
             raise
+
+    def _check(self, name: str, program: Any) -> None:
+        """``check_program``, once per program text in this store: the parsers need Qiskit,
+        whose import costs a second per submitting process, and a loop that submits the same
+        file again should not pay it each time. The marks (``checked/<sha256>``) are in the
+        user's own store, so nobody else can vouch for a program."""
+        if not isinstance(program, str):
+            check_program(name, program)  # raises: not a program
+            return
+        mark = self.store.root / "checked" / hashlib.sha256(program.encode()).hexdigest()
+        if mark.exists():
+            return
+        check_program(name, program)
+        with contextlib.suppress(OSError):  # a mark that cannot be written costs a re-check
+            mark.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT, 0o600))
 
     def dry_run(self, programs: list[dict[str, Any]], options: ExecutionOptions) -> str:
         """What ``submit`` would hand the executor, without creating anything."""

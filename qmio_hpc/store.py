@@ -15,6 +15,7 @@ Layout under the store root (directories 0700, files 0600: a job is its owner's 
     ids/<job id> -> ../jobs/<key>   index from the id users see to the directory
     sessions/<key>/...          one session's directory (see ``SessionDir``), its jobs inside
     session-ids/<session id> -> ../sessions/<key>
+    checked/<sha256>            a program text that passed the submission check (``JobManager``)
 
 Directories are created before the scheduler gives the job its id (the batch script must name its
 directory), so they carry an internal key and ``ids/`` maps ids to them.

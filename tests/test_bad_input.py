@@ -258,3 +258,19 @@ def test_there_are_at_least_sixty_bad_input_cases():
     total = (len(BAD_PROGRAMS) + 3 + len(BAD_OPTIONS) + len(BAD_SETTINGS) + 1
              + len(BAD_COMMANDS) + len(API_CASES))
     assert total >= 60, total
+
+
+def test_a_program_is_parsed_once_per_store_and_a_bad_one_never_vouched_for(qmio_env):
+    """The submission check marks the texts that passed (so a loop that submits one file again
+    does not import Qiskit each time); a refused text gets no mark and is refused again."""
+    import hashlib
+    manager = JobManager()
+    good, bad = BELL_QASM, QASM2 + "foo q[0];\n"
+    manager.build_spec([{"name": "g", "program": good}], ExecutionOptions(shots=10))
+    marks = Path(qmio_env["QMIO_STORE"]) / "checked"
+    assert [p.name for p in marks.iterdir()] == [hashlib.sha256(good.encode()).hexdigest()]
+    assert marks.stat().st_mode & 0o077 == 0
+    for _ in range(2):
+        with pytest.raises(ProgramError):
+            manager.build_spec([{"name": "b", "program": bad}], ExecutionOptions(shots=10))
+    assert len(list(marks.iterdir())) == 1

@@ -46,6 +46,8 @@ def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
     info = {**record, "pid": os.getpid(), "pgid": os.getpgid(0)}
     write_json_atomic(state_file, {**info, "phase": "queued"})
     ticket.write_text(str(os.getpid()))
+    queue = FifoQueue(ticket.parent)
+    held = queue.hold(ticket)  # released when this process ends: the next runner wakes
     child: subprocess.Popen[bytes] | None = None
     code = 1
 
@@ -58,7 +60,7 @@ def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
     signal.signal(signal.SIGINT, on_term)
     lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        FifoQueue(ticket.parent).wait_turn(ticket)
+        queue.wait_turn(ticket)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
         if (directory / "cancelled").exists():
             code = -signal.SIGTERM
@@ -87,6 +89,7 @@ def run(directory: Path, ticket: Path, lock_path: Path, args: list[str]) -> int:
         write_json_atomic(state_file,
                           {**info, "phase": "finished", "exit_code": code, "ended": time.time()})
         ticket.unlink(missing_ok=True)
+        os.close(held)
         os.close(lock_fd)
 
 
