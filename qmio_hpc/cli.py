@@ -437,8 +437,9 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
 # -- emulator, config ----------------------------------------------------------------------------
 
 @cli.command()
-@click.option("--bind", default="tcp://127.0.0.1:5556", show_default=True,
-              help="ZMQ address to listen on. Loopback unless you name another interface.")
+@click.option("--bind", metavar="ADDR",
+              help="ZMQ address to listen on (default: loopback, on the port of the setting "
+                   "'emulator_port'). Loopback unless you name another interface.")
 @click.option("--time-model", is_flag=True,
               help="Make each program take shots x repetition period, like the QPU.")
 @click.option("--seed", type=int, help="Seed the simulator, for repeatable results.")
@@ -453,7 +454,7 @@ def calibration(ctx: click.Context, as_json: bool) -> None:
                    "'emulator' uses only such emulators (and starts them so).")
 @click.pass_context
 @handle_errors
-def emulator(ctx: click.Context, bind: str, time_model: bool, seed: int | None,
+def emulator(ctx: click.Context, bind: str | None, time_model: bool, seed: int | None,
              idle_exit: float, noise: bool, private: bool) -> None:
     """Run the built-in QPU emulator: it speaks qat-rpc and simulates programs with Qiskit.
 
@@ -465,6 +466,8 @@ def emulator(ctx: click.Context, bind: str, time_model: bool, seed: int | None,
     import logging  # noqa: PLC0415
 
     import zmq  # noqa: PLC0415
+
+    bind = bind or f"tcp://127.0.0.1:{_manager(ctx).settings.emulator_port}"
 
     from .emulator import is_loopback_bind, run_emulator  # noqa: PLC0415
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")

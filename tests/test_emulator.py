@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
 import time
 
 import pytest
@@ -161,10 +163,16 @@ def test_loopback_detection(bind, loop):
     assert is_loopback_bind(bind) is loop
 
 
-def test_default_bind_is_loopback():
-    from qmio_hpc.cli import emulator as command
-    bind = next(p for p in command.params if p.name == "bind")
-    assert bind.default.startswith("tcp://127.0.0.1:")
+def test_default_bind_is_loopback_on_the_emulator_port(qmio_env):
+    """Run by hand without --bind, it listens where jobs look for it: loopback, emulator_port."""
+    proc = subprocess.Popen([sys.executable, "-m", "qmio_hpc", "emulator", "--private"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert first == f"emulator listening on tcp://127.0.0.1:{qmio_env['QMIO_EMULATOR_PORT']}"
 
 
 def test_noisy_mode_is_a_fake_qmio(emulator_factory):
