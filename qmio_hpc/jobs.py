@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .config import Settings
 from .connection import Connection
-from .errors import FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError
+from .errors import (FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError,
+                     SchedulerError)
 from .programs import check_program
 from .protocol import ExecutionOptions
 from .scheduler import Scheduler, choose_executor, get_scheduler
-from .states import RESULT_GRACE_SECONDS, SchedulerState, Status, resolve
+from .states import (RESULT_GRACE_SECONDS, SchedulerState, Status, resolve,
+                     without_scheduler)
 from .store import JobDir, JobStore
 
 if TYPE_CHECKING:
@@ -181,7 +183,11 @@ class JobManager:
             record = job.scheduler_record() or {}
             by_executor.setdefault(record.get("executor", "local"), []).append(job_id)
         for executor, ids in by_executor.items():
-            states = self.scheduler(executor).states(ids)
+            try:
+                states = self.scheduler(executor).states(ids)
+            except SchedulerError as exc:  # slurmctld down, say: the job directories alone
+                out.update({job_id: without_scheduler(dirs[job_id], str(exc)) for job_id in ids})
+                continue
             for job_id in ids:
                 status = resolve(states.get(job_id), dirs[job_id])
                 if status.final and status.name != "DONE" and executor != "session":

@@ -122,6 +122,23 @@ def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None)
     return Status(name, words, state)
 
 
+def without_scheduler(job: JobDir, why: str) -> Status:
+    """The scheduler does not answer (slurmctld down): what the job directory alone can say,
+    and that it is only that. Only a complete result or an end written down before is final;
+    anything else may still change when the scheduler answers again, so it is never shown as
+    an end now (a final status never changes)."""
+    declared = job.declared()
+    if declared is not None:
+        return Status(declared["status"], declared["detail"])
+    if job.result() is not None:
+        return Status("DONE", "completed")
+    progress = job.state() or {}
+    name = "RUNNING" if progress.get("phase") or job.error() is not None else "QUEUED"
+    words = str(progress.get("message") or ("started" if name == "RUNNING" else "submitted"))
+    return Status(name, f"{words} (from the job directory alone: the scheduler does not "
+                        f"answer: {why})")
+
+
 def _from_directory(job: JobDir) -> Status:
     """The scheduler no longer knows the job: the directory is the last word. Never assume DONE."""
     if job.is_cancelled():  # before the error: a cancelled step records why it stopped, too

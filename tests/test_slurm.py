@@ -17,7 +17,7 @@ from qmio_hpc.config import Settings
 from qmio_hpc.jobs import JobManager
 from qmio_hpc.protocol import ExecutionOptions
 from qmio_hpc.states import RESULT_GRACE_SECONDS
-from tests.conftest import BELL_QASM, run_qmio
+from tests.conftest import BELL_QASM, REPO, run_qmio
 
 pytestmark = pytest.mark.slurm
 
@@ -312,3 +312,32 @@ def test_a_late_result_is_done_within_the_grace_and_error_for_good_after_it(slur
         assert status_of(late) == row
     out = run_qmio("result", late)
     assert out.returncode != 0 and "ERROR" in out.stderr
+
+
+def test_slurmctld_down_status_falls_back_to_the_job_directory_and_recovers(
+        slurm_env, tmp_path, emulator_factory):
+    """Issue 8, item 9: slurmctld stops (killed for real) while one job runs and one waits.
+    'qmio status' answers from the job directories and says so, shows nothing final that is not,
+    and both jobs end DONE once slurmctld is back (the project's own start script)."""
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    slow = write(tmp_path, "slow.qasm", SLOW_QASM)
+    running = submit(slow, "--shots", "1000", "--repetition-period", "0.02")  # ~20 s
+    waiting = submit(slow, "--shots", "10")  # waits for the QPU
+    wait_for(running, {"RUNNING"}, detail="program 1 of 1")
+    subprocess.run(["pkill", "-x", "slurmctld"], check=True)
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run(["scontrol", "ping"], capture_output=True).returncode == 0:
+            assert time.monotonic() < deadline, "slurmctld did not stop"
+            time.sleep(0.2)
+        out = run_qmio("status", running, waiting, "--json")
+        assert out.returncode == 0, out.stderr
+        rows = {row["job_id"]: row for row in json.loads(out.stdout)}
+        assert rows[running]["status"] == "RUNNING", rows
+        assert rows[waiting]["status"] == "QUEUED", rows
+        assert all("the scheduler does not answer" in row["detail"] for row in rows.values())
+    finally:
+        subprocess.run([str(REPO / "scripts" / "slurm-cluster" / "start.sh")], check=True,
+                       capture_output=True, timeout=300)
+    assert wait_for(running, {"DONE", "ERROR", "CANCELLED"}, 90)["status"] == "DONE"
+    assert wait_for(waiting, {"DONE", "ERROR", "CANCELLED"}, 90)["status"] == "DONE"

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..channel import client_keys, create_keys
 from ..connection import Connection
-from ..errors import EndpointUnreachableError
+from ..errors import EndpointTimeoutError, EndpointUnreachableError
 from ..transport import QPUClient
 
 START_TIMEOUT = 60.0
@@ -55,12 +55,21 @@ def emulator_keys(connection: Connection) -> Path:
     return keys
 
 
+#: What ``_answers`` gives for this store's emulator when it is busy with a program: the CURVE
+#: handshake proved it is ours, but its version answer waits behind that program.
+BUSY: dict[str, Any] = {}
+
+
 def _answers(endpoint: str, keys: Path) -> dict[str, Any] | None:
-    """The version answer of this store's emulator (the holder of its key) there, if it is."""
+    """The version answer of this store's emulator there, ``BUSY``, or None if what listens
+    there is not it. The handshake is the proof: with CURVE, a request goes out only on a
+    connection whose server showed it holds the store's emulator key."""
     try:
-        with QPUClient(endpoint, connect_timeout=1.0, reply_timeout=5.0, retries=0,
+        with QPUClient(endpoint, connect_timeout=2.0, reply_timeout=5.0, retries=0,
                        curve=client_keys(keys)) as client:
             return client.version()
+    except EndpointTimeoutError:  # connected (so it is ours), no answer yet: it is working
+        return BUSY
     except Exception:
         return None
 
@@ -79,6 +88,8 @@ def _owned(connection: Connection, keys: Path) -> bool:
             f"port {connection.emulator_port} on this host is taken by a process that is not "
             f"your built-in emulator (it cannot prove it holds your store's emulator key); stop "
             f"it, or set 'emulator_port' to a free port", connection.address)
+    if version is BUSY:  # ours; its options are checked when it is free to answer
+        return True
     wanted = {"time_model": connection.emulator_time_model, "noise": connection.emulator_noise}
     running = version.get("emulator")
     if not isinstance(running, dict) or {k: bool(running.get(k)) for k in wanted} != wanted:

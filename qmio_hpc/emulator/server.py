@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,7 +40,20 @@ class EmulatorServer:
         self._socket.setsockopt(zmq.LINGER, 0)
         if self._gate is not None:
             self._gate.secure(self._socket)
+            # Handshakes are answered by a thread of their own: the server is serial, and a
+            # client must be able to prove it reached this emulator while a program runs.
+            self._zap_thread = threading.Thread(target=self._serve_zap, name="zap", daemon=True)
+            self._zap_thread.start()
         self._socket.bind(bind)  # raises zmq.ZMQError (EADDRINUSE) if taken
+
+    def _serve_zap(self) -> None:
+        assert self._gate is not None
+        while not self._stop:
+            try:
+                if self._gate.zap.poll(200):
+                    self._gate.handle()
+            except zmq.ZMQError:  # the socket was closed: the server is stopping
+                return
 
     @property
     def address(self) -> str:
@@ -55,16 +69,9 @@ class EmulatorServer:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         last = time.monotonic()
-        poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
-        if self._gate is not None:
-            poller.register(self._gate.zap, zmq.POLLIN)
         try:
             while not self._stop:
-                ready = dict(poller.poll(200))
-                if self._gate is not None and self._gate.zap in ready:
-                    self._gate.handle()
-                if self._socket not in ready:
+                if self._socket.poll(200) == 0:
                     if self.idle_exit and time.monotonic() - last > self.idle_exit:
                         log.info("idle for %.0f s; exiting", self.idle_exit)
                         return
@@ -78,6 +85,8 @@ class EmulatorServer:
         finally:
             self._socket.close(linger=0)
             if self._gate is not None:
+                self._stop = True
+                self._zap_thread.join(timeout=2)
                 self._gate.close()
             self._context.term()
 
