@@ -18,8 +18,8 @@ class Syncer:
     The thread wakes on its own every ``GROUP_SECONDS`` rather than when a job is added: a
     submission wakes no thread (on a small node, every thread woken delays the messages that
     carry the job), and the jobs of one period share the fsync of their parent directory (a
-    group commit); nor does the disk, however slow, hold up the next job. It ends after ``IDLE_SECONDS`` without work. Pending syncs are finished
-    before the process exits."""
+    group commit); nor does the disk, however slow, hold up the next job. It ends after
+    ``IDLE_SECONDS`` without work. Pending syncs are finished before the process exits."""
 
     GROUP_SECONDS = 0.02
     IDLE_SECONDS = 2.0

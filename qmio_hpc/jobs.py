@@ -50,11 +50,6 @@ DONE = Status("DONE", "completed")
 STATUS_CLAIM = "status"
 
 
-def _declared(job: JobDir) -> bool:
-    """Did a status lookup write the job's end down (which a later result does not undo)?"""
-    return job.declared() is not None
-
-
 class JobManager:
     """Jobs in one store, under one set of settings."""
 
@@ -177,7 +172,7 @@ class JobManager:
         by_executor: dict[str, list[str]] = {}
         out: dict[str, Status] = {}
         for job_id, job in dirs.items():
-            if job.result() is not None and not _declared(job):  # final, no query needed
+            if job.result() is not None and job.declared() is None:  # final, no query needed
                 out[job_id] = DONE
                 continue
             record = job.scheduler_record() or {}
@@ -277,7 +272,7 @@ class JobManager:
             return self._results[job_id]
         job = self.store.get(job_id)
         data = job.result()
-        if data is not None and not _declared(job):
+        if data is not None and job.declared() is None:
             return data
         status = self.status(job_id)
         if status.name in ("ERROR", "CANCELLED"):

@@ -84,6 +84,13 @@ def _next_number(fd: int) -> int:
 
 
 
+def _closed_reason(session: SessionDir) -> str:
+    """Why a closed session takes no new jobs, in a few words."""
+    if session.is_cancelled():
+        return "cancelled"
+    return str(session.closed_info().get("reason") or "closed")
+
+
 def _iso(stamp: float | None) -> str | None:
     if not stamp:
         return None
@@ -204,10 +211,8 @@ class Sessions:
         return self._submitted.get(job_id)
 
     def _closed_error(self, session_id: str, session: SessionDir) -> SessionClosedError:
-        reason = ("cancelled" if session.is_cancelled() else
-                  str(session.closed_info().get("reason") or "closed"))
         return SessionClosedError(f"The session is closed: session {session_id} takes no new "
-                                  f"jobs ({reason})")
+                                  f"jobs ({_closed_reason(session)})")
 
     def _check_accepting(self, session_id: str, session: SessionDir, spec: dict[str, Any]
                          ) -> None:
@@ -340,8 +345,8 @@ class Sessions:
         if dead:
             status, reason = STATUS_CLOSED, self.end_reason(session, alloc)
         elif closed:
-            status, reason = ((STATUS_NOT_ACCEPTING if serving else STATUS_CLOSED),
-                              ("cancelled" if session.is_cancelled() else str(session.closed_info().get("reason") or "closed")))
+            status = STATUS_NOT_ACCEPTING if serving else STATUS_CLOSED
+            reason = _closed_reason(session)
         elif serving:
             status, reason = STATUS_ACCEPTING, "serving jobs"
         else:

@@ -85,11 +85,9 @@ def _error_detail(job: JobDir, fallback: str) -> str:
 
 def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None) -> Status:
     """Combine the scheduler's word with the job directory (DESIGN section 4)."""
-    declared = job.declared()
-    if declared is not None:  # a lookup wrote this end down (JobManager.statuses): it stays
-        return Status(declared["status"], declared["detail"], sched.state if sched else "")
-    if job.result() is not None:  # otherwise a complete result always wins
-        return Status("DONE", "completed", sched.state if sched else "")
+    written = _written_end(job, sched.state if sched else "")
+    if written is not None:
+        return written
     if sched is None:
         return _from_directory(job)
     state = normalise_state(sched.state)
@@ -122,16 +120,25 @@ def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None)
     return Status(name, words, state)
 
 
+def _written_end(job: JobDir, state: str = "") -> Status | None:
+    """The end the job directory settles for good, whatever the scheduler says: one a status
+    lookup wrote down (``JobManager.statuses``), else a complete result."""
+    declared = job.declared()
+    if declared is not None:
+        return Status(declared["status"], declared["detail"], state)
+    if job.result() is not None:
+        return Status("DONE", "completed", state)
+    return None
+
+
 def without_scheduler(job: JobDir, why: str) -> Status:
     """The scheduler does not answer (slurmctld down): what the job directory alone can say,
     and that it is only that. Only a complete result or an end written down before is final;
     anything else may still change when the scheduler answers again, so it is never shown as
     an end now (a final status never changes)."""
-    declared = job.declared()
-    if declared is not None:
-        return Status(declared["status"], declared["detail"])
-    if job.result() is not None:
-        return Status("DONE", "completed")
+    written = _written_end(job)
+    if written is not None:
+        return written
     progress = job.state() or {}
     name = "RUNNING" if progress.get("phase") or job.error() is not None else "QUEUED"
     words = str(progress.get("message") or ("started" if name == "RUNNING" else "submitted"))

@@ -121,7 +121,7 @@ def execute(job: JobDir, open_client: Callable[[], QPUClient], *, durable: bool 
     except EndpointError as exc:
         return _fail(job, type(exc).__name__, str(exc), EXIT_QPU, claim)
     except Terminated as exc:
-        if not str(exc) and not job.is_cancelled() and job.cancel_requested():
+        if not str(exc) and job.has_cancel_request():
             # a session's job, cancelled while it ran: its end is the worker's to write
             if claim():
                 job.mark_cancelled("cancelled while it ran: it stopped before its next "

@@ -196,7 +196,10 @@ class JobDir:
     def cancel_requested(self) -> bool:
         """Should the step stop at its next execution? A batch job's cancel mark asks it; a
         running session job is asked with ``cancel-request`` (its worker writes the outcome)."""
-        return self.is_cancelled() or self.file("cancel-request").exists()
+        return self.is_cancelled() or self.has_cancel_request()
+
+    def has_cancel_request(self) -> bool:
+        return self.file("cancel-request").exists()
 
     def request_cancel(self, reason: str = "cancelled by user") -> None:
         write_json_atomic(self.file("cancel-request"), {"reason": reason, "time": time.time()})

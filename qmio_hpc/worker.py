@@ -15,8 +15,8 @@ ended before it ran"), and a job the end caught running ends ERROR, saying it ma
 QPU. Whoever removes a job's queue entry owns its end (``store.claim_entry``): the worker removes
 it before it starts the job, a cancel or the end of the session before the job started. So a job
 has one writer of its outcome, and a job without its entry and without an outcome is the
-worker's: if the worker is gone, it may have run (``Sessions.settle``). The worker imports no Qiskit except to check OpenQASM 2 programs that the
-submitter did not check already.
+worker's: if the worker is gone, it may have run (``Sessions.settle``). The worker imports no
+Qiskit except to check programs that the submitter did not check already.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Worker:
         self.idle_timeout = float(self.spec.get("idle_timeout") or 0)
         self.poll_interval = float(self.spec.get("poll_interval") or 1.0)
         self.running: JobDir | None = None
-        self.notes: list[str] = []  # the running job's progress, written once its request is out
+        self.note: str | None = None  # the running job's progress, written once its request is out
         self.last_activity = time.monotonic()
         self.last_request = time.monotonic()
         self.waiters: list[tuple[bytes, int, set[str], float]] = []
@@ -122,10 +122,13 @@ class Worker:
     def sent(self) -> None:
         """The request is on its way to the QPU: now write the running job's progress note
         (RUNNING in ``qmio status``), which need not delay the request."""
-        notes, self.notes = self.notes, []
-        if self.running is not None and notes:
+        note, self.note = self.note, None
+        if self.running is not None and note is not None:
             with contextlib.suppress(OSError):  # a progress note is not worth a result
-                self.running.set_state("running", notes[-1])
+                self.running.set_state("running", note)
+
+    def _note(self, message: str) -> None:
+        self.note = message
 
     def handle(self, ready: set[zmq.Socket]) -> None:
         if self.server.zap in ready:
@@ -224,9 +227,9 @@ class Worker:
         self.running = job
         try:
             execute(job, lambda: client, durable=False, claim=lambda: True, spec=spec,
-                    note=self.notes.append)
+                    note=self._note)
         finally:
-            self.running, self.notes = None, []
+            self.running, self.note = None, None
         self.last_request = self.last_activity = time.monotonic()
         self._answer_waiters(time.monotonic(), {job_id})  # the waiting client first,
         self.syncer.add(job)  # then the result is made durable, in the background

@@ -151,7 +151,7 @@ def test_a_program_is_not_sent_where_there_is_no_connection():
         client.run_program(BELL_QASM, ExecutionOptions(shots=10))
 
 
-# -- replies that are not results (issue 8, item 5) -------------------------------------------------
+# -- replies that are not results (issue 8, item 5) ---------------------------------------------
 # A real server (the thread above) answers a real job's program with each malformed reply; the
 # job, run by the real batch step on the local executor, must end ERROR with one line, and no
 # result file may exist. Bell: one register c of 2 bits; 10 shots.

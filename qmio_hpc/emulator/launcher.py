@@ -45,8 +45,7 @@ def emulator_keys(connection: Connection) -> Path:
     keys = connection.emulator_keys
     if not (keys / "client.key_secret").exists():
         keys.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fresh = Path(tempfile.mkdtemp(prefix=".keys-", dir=keys.parent))
-        shutil.rmtree(fresh)
+        fresh = Path(tempfile.mkdtemp(prefix=".keys-", dir=keys.parent))  # empty, 0700
         create_keys(fresh)
         try:
             os.rename(fresh, keys)
@@ -91,12 +90,12 @@ def _owned(connection: Connection, keys: Path) -> bool:
     if version is BUSY:  # ours; its options are checked when it is free to answer
         return True
     wanted = {"time_model": connection.emulator_time_model, "noise": connection.emulator_noise}
-    running = version.get("emulator")
-    if not isinstance(running, dict) or {k: bool(running.get(k)) for k in wanted} != wanted:
-        running = running if isinstance(running, dict) else {"time_model": False, "noise": False}
+    said = version.get("emulator")
+    running = {k: bool(said.get(k)) for k in wanted} if isinstance(said, dict) else None
+    if running != wanted:
         raise EndpointUnreachableError(
             f"your emulator on port {connection.emulator_port} runs with "
-            f"{_describe({k: bool(running.get(k)) for k in wanted})}, but this job asks for "
+            f"{_describe(running or dict.fromkeys(wanted, False))}, but this job asks for "
             f"{_describe(wanted)} (settings emulator_time_model, emulator_noise); stop that "
             f"emulator, use the same settings, or another 'emulator_port'", connection.address)
     return True
