@@ -7,6 +7,7 @@ into the reply the control server gives for the requested results format.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.circuit import Barrier
 from qiskit.providers.basic_provider import BasicSimulator
+from qiskit.transpiler import PassManager, generate_preset_pass_manager
 
 from ..calibration import Calibration
 from ..protocol import ExecutionOptions, big_endian_to_qiskit, language_of
@@ -24,6 +26,13 @@ MAX_SIMULATED_QUBITS = 24
 RAW_NOISE = 0.05
 
 _SIMULATOR = BasicSimulator()
+
+
+@functools.cache
+def _basic_pass_manager() -> PassManager:
+    """What ``transpile(circuit, BasicSimulator(), optimization_level=0)`` runs, built once: building
+    it is most of the time a small circuit takes here."""
+    return generate_preset_pass_manager(optimization_level=0, backend=_SIMULATOR)
 
 
 def load_circuit(program: str) -> QuantumCircuit:
@@ -95,7 +104,7 @@ def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
                              optimization_level=0)
         return simulator.run(runnable, shots=shots, memory=True,
                              seed_simulator=seed).result().get_memory()
-    runnable = transpile(small, _SIMULATOR, optimization_level=0)
+    runnable = _basic_pass_manager().run(small)
     result = _SIMULATOR.run(runnable, shots=shots, memory=True, seed_simulator=seed).result()
     return result.get_memory()
 
