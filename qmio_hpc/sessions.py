@@ -24,17 +24,16 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterator
 
-from .channel import ChannelClient, create_keys, poll_until, require_curve
 from .connection import Connection
 from .durable import syncer
 from .durations import is_zero, parse_duration, slurm_time
 from .errors import ConfigError, SessionClosedError
 from .fifo import FifoQueue
-from .scheduler.slurm import TERMINAL
-from .states import SchedulerState, normalise_state
+from .states import TERMINAL, SchedulerState, normalise_state
 from .store import JobDir, SessionDir, claim_entry
 
 if TYPE_CHECKING:
+    from .channel import ChannelClient
     from .jobs import JobManager
     from .protocol import ExecutionOptions
 
@@ -129,6 +128,7 @@ class Sessions:
               backend: str = "qpu") -> str:
         """Start an allocation with a worker in it; returns the session id at once (the
         allocation may still be pending)."""
+        from .channel import create_keys, require_curve  # noqa: PLC0415 - ZMQ when needed
         require_curve()
         settings = self.manager.settings
         if mode not in ("session", "batch"):
@@ -261,6 +261,7 @@ class Sessions:
         if info.get("phase") != "serving" or not info.get("address"):
             return None
         try:
+            from .channel import ChannelClient  # noqa: PLC0415 - ZMQ when needed
             client = ChannelClient(info["address"], session.file("keys"))
         except Exception:
             self._channel_down[session_id] = time.monotonic() + CHANNEL_RETRY
@@ -279,6 +280,7 @@ class Sessions:
                 seconds -= time.monotonic() - began
             else:
                 return
+        from .channel import poll_until  # noqa: PLC0415
         poll_until(job.has_outcome, max(0.0, seconds), 0.05)
 
     def channel_failed(self, session_id: str) -> None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from .store import JobDir
 
 FINAL_STATUSES = frozenset({"CANCELLED", "DONE", "ERROR"})
+#: Scheduler states after which Slurm will not change its mind: no need to ask again.
+TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL",
+                      "OUT_OF_MEMORY", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "PREEMPTED"})
 
 #: Slurm state -> (JobStatus name, words for a user). COMPLETED is decided by the result file,
 #: PREEMPTED by whether the job will be requeued; both are handled in ``resolve``.

@@ -20,7 +20,6 @@ import time
 from typing import Any, Callable, Protocol
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import wire
 from .errors import EndpointTimeoutError, EndpointUnreachableError, ProtocolError, QPUError
@@ -183,6 +182,8 @@ class QPUClient:
             if sock in events:
                 return sock.recv()
             if self._monitor in events:
+                # (imported here: zmq.utils.monitor imports asyncio, a third of a step's start)
+                from zmq.utils.monitor import recv_monitor_message  # noqa: PLC0415
                 event = recv_monitor_message(self._monitor)
                 if event["event"] == zmq.EVENT_DISCONNECTED:
                     raise _ConnectionLost()

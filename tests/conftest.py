@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -103,15 +104,18 @@ class Emulator:
     def __init__(self, port: int, *args: str, private: bool = False) -> None:
         self.port = port
         self.endpoint = f"tcp://127.0.0.1:{port}"
+        # its log goes to a file: a pipe nobody reads would block it once full
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "qmio_hpc", "emulator", "--bind", self.endpoint, *args]
             + (["--private"] if private else []),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            stdout=self.log, stderr=subprocess.STDOUT)
         keys = Path(os.environ.get("QMIO_STORE", "")) / "emulator" / "keys"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"emulator exited: {self.proc.stdout.read()}")
+                self.log.seek(0)
+                raise RuntimeError(f"emulator exited: {self.log.read().decode(errors='replace')}")
             try:
                 curve = client_keys(keys) if private else None
                 with QPUClient(self.endpoint, connect_timeout=0.5, reply_timeout=2,

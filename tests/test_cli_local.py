@@ -354,3 +354,56 @@ def test_an_emulator_with_other_options_is_not_silently_reused(qmio_env, emulato
     assert "runs with --time-model" in out.stderr and "asks for no --time-model" in out.stderr
     same = run_qmio("submit", str(prog), "--shots", "10", "--wait")  # the factory's setting
     assert same.returncode == 0, same.stderr
+
+
+def test_four_shells_submitting_while_status_loops_all_end_done(qmio_env, tmp_path):
+    """Issue 8, item 8, as a test (the speed is bench/local_load.py's): 4 shells submit 10 jobs
+    each through the CLI while 'qmio status' runs in a loop. Every job ends DONE with Qiskit's
+    counts, no id is handed out twice, and no status query fails."""
+    import threading
+
+    from qiskit import qasm2
+    from qiskit.quantum_info import Statevector
+
+    program = tmp_path / "x.qasm"
+    program.write_text(SLOW_QASM)
+    circuit = qasm2.loads(SLOW_QASM).remove_final_measurements(inplace=False)
+    (bits,) = [b for b, p in Statevector(circuit).probabilities_dict().items() if p > 1e-9]
+    ids: list[list[str]] = [[] for _ in range(4)]
+    stop, failures = threading.Event(), []
+
+    def shell(index: int) -> None:
+        for _ in range(10):
+            ids[index].append(submit_json(str(program), "--shots", "20"))
+
+    def status_loop() -> None:
+        while not stop.is_set():
+            out = run_qmio("status")
+            if out.returncode != 0:
+                failures.append(out.stderr)
+
+    watcher = threading.Thread(target=status_loop)
+    watcher.start()
+    try:
+        shells = [threading.Thread(target=shell, args=(i,)) for i in range(4)]
+        for thread in shells:
+            thread.start()
+        for thread in shells:
+            thread.join()
+        all_ids = [job for shell_ids in ids for job in shell_ids]
+        assert len(all_ids) == 40 and len(set(all_ids)) == 40, all_ids
+        deadline = time.monotonic() + 180
+        while True:
+            rows = json.loads(run_qmio("status", *all_ids, "--json").stdout)
+            if all(row["status"] in ("DONE", "ERROR", "CANCELLED") for row in rows):
+                break
+            assert time.monotonic() < deadline, rows
+            time.sleep(0.5)
+    finally:
+        stop.set()
+        watcher.join()
+    assert [row["status"] for row in rows] == ["DONE"] * 40, rows
+    for job_id in all_ids:
+        out = run_qmio("result", job_id, "--json")
+        assert json.loads(out.stdout)["results"][0]["counts"] == {bits: 20}, job_id
+    assert not failures, failures[:2]

@@ -45,6 +45,9 @@ def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None
         from .noise import _aer  # noqa: PLC0415
         _aer()  # fail at start, not on the first request, when qiskit-aer is missing
     server = EmulatorServer(bind, handler, idle_exit=idle_exit, keys_dir=keys_dir)
+    # Qiskit logs every transpiler pass at INFO: a dozen lines per request, which would fill
+    # the emulator's log file (or block it on a pipe nobody reads). Its warnings still show.
+    logging.getLogger("qiskit").setLevel(logging.WARNING)
     from . import simulate  # noqa: F401,PLC0415 - import Qiskit now, not on the first request
     if ready is not None:
         ready(server.address)

@@ -9,12 +9,12 @@ import sys
 
 from typing import TYPE_CHECKING
 
-from ..config import Settings
 from ..errors import ConfigError, SchedulerError
 from ..store import JobStore
 from .base import Scheduler
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # not at run time: the local runner, which lives here, imports little
+    from ..config import Settings
     from .slurm import SlurmScheduler
 
 EXECUTORS = ("local", "slurm")

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..config import Settings
 from ..states import SchedulerState
 from ..store import JobDir, JobStore
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 def step_command(job: JobDir) -> list[str]:

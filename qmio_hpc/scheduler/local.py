@@ -75,14 +75,16 @@ class LocalScheduler(Scheduler):
                           {"id": alloc_id, "phase": "queued", "ticket": str(ticket),
                            "submitted": time.time()})
         log = directory / "runner.log"
+        runner = [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(directory),
+                  str(ticket), str(self.local_dir / "qpu.lock"), "--", *args]
         with open(log, "ab") as out:
             os.chmod(log, 0o600)
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(directory),
-                 str(ticket), str(self.local_dir / "qpu.lock"), "--", *args],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                close_fds=True)
-        # The runner forks and its first process exits at once; reap it so it is no zombie.
+            # The shell starts the runner in its background and exits at once (we reap it): the
+            # runner is nobody's child, so it is never a zombie of a long-lived submitter. The
+            # runner's words are the shell's arguments ("$@"), never part of its script.
+            proc = subprocess.Popen(["/bin/sh", "-c", 'exec 0</dev/null; "$@" &', "sh", *runner],
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                    start_new_session=True, close_fds=True)
         if proc.wait(timeout=60) != 0:
             raise SchedulerError(f"the local runner for {alloc_id} failed to start; see {log}")
         return alloc_id

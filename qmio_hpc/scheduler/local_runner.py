@@ -3,8 +3,9 @@
 Run as ``python -m qmio_hpc.scheduler.local_runner DIR TICKET LOCK -- ARG...``: it waits its turn
 in the first-come-first-served queue of tickets (``fifo``), holds the QPU lock, and runs
 ``python ARG...`` in ``DIR`` (the batch step of one job, or a session's worker), writing
-``DIR/local.json`` as it goes. It forks at once and the first process exits, so the runner is
-reparented away from whoever submitted it. It imports nothing heavy.
+``DIR/local.json`` as it goes. The submitter starts it in the background of a shell that exits at
+once (``LocalScheduler.submit_command``), so the runner is reparented away from whoever submitted
+it and leaves no zombie behind. It imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -99,8 +100,6 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     directory, ticket, lock = (Path(a) for a in argv[1:4])
-    if os.fork() != 0:
-        return 0  # the submitter reaps this process at once; the child carries on
     os.umask(0o077)
     sys.stdin.close()
     run(directory, ticket, lock, argv[5:])

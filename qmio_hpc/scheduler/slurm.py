@@ -21,16 +21,13 @@ from typing import Iterable, Sequence
 
 from ..config import Settings
 from ..errors import SchedulerError
-from ..states import SchedulerState, normalise_state
+from ..states import TERMINAL, SchedulerState, normalise_state
 from ..store import JobDir, JobStore
 from .base import Scheduler
 from .script import render_batch_script
 
 log = logging.getLogger(__name__)
 
-#: States after which Slurm will not change its mind: no need to ask again.
-TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL",
-                      "OUT_OF_MEMORY", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "PREEMPTED"})
 
 
 def slurm_available() -> bool:

@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Sequence
 
 from ..errors import SchedulerError
-from ..states import SchedulerState, normalise_state
+from ..states import TERMINAL, SchedulerState, normalise_state
 from ..store import JobDir
-from .slurm import TERMINAL, SlurmScheduler
+from .slurm import SlurmScheduler
 
 COMMAND_TIMEOUT = 30.0
 SQUEUE_FORMAT = "%i|%T|%r|%e"

@@ -40,9 +40,9 @@ from types import ModuleType
 from typing import Any
 
 from ..errors import SchedulerError
-from ..states import SchedulerState, normalise_state
+from ..states import TERMINAL, SchedulerState, normalise_state
 from ..store import JobDir
-from .slurm import TERMINAL, SlurmScheduler
+from .slurm import SlurmScheduler
 
 #: What the adapter needs from pyslurm: absent before 22.5.2.
 REQUIRED_API = ("JobSubmitDescription", "Jobs", "Job", "RPCError")
