@@ -59,3 +59,16 @@ def test_examples_run(qmio_env, name):
         assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
     else:
         assert "'results'" in out.stdout
+
+
+def test_every_test_the_readme_names_exists():
+    """"What we tried" names the test behind each row: each must be a test function that CI
+    runs (a renamed or removed test would leave the row unchecked), and each bench a file."""
+    text = (REPO / "README.md").read_text()
+    named = re.findall(r"`(tests/[\w/]+\.py)::(\w+)`", text)
+    assert len(named) >= 20, named
+    for path, name in named:
+        source = (REPO / path).read_text()
+        assert re.search(rf"^def {name}\(", source, re.M), f"README names {path}::{name}"
+    for path in re.findall(r"`(bench/\w+\.py)`", text) + ["tests/test_bad_input.py"]:
+        assert (REPO / path).is_file(), path
