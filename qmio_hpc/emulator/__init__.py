@@ -5,14 +5,25 @@ from __future__ import annotations
 import ipaddress
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import urlparse
 
-from ..calibration import Calibration, default_calibration
-from .handler import Handler
-from .server import EmulatorServer
+if TYPE_CHECKING:
+    from ..calibration import Calibration
 
 __all__ = ["EmulatorServer", "Handler", "is_loopback_bind", "run_emulator"]
+
+
+def __getattr__(name: str) -> object:
+    """The server's parts load when asked for: a batch step imports this package to reach
+    ``launcher``, and needs neither them nor the calibration."""
+    if name == "Handler":
+        from .handler import Handler  # noqa: PLC0415
+        return Handler
+    if name == "EmulatorServer":
+        from .server import EmulatorServer  # noqa: PLC0415
+        return EmulatorServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 log = logging.getLogger("qmio_hpc.emulator")
 
@@ -37,6 +48,9 @@ def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None
 
     The device it stands in for is the calibration's: its qubit count and coupling map, and,
     with ``noise``, its errors."""
+    from ..calibration import default_calibration  # noqa: PLC0415
+    from .handler import Handler  # noqa: PLC0415
+    from .server import EmulatorServer  # noqa: PLC0415
     device = noise or default_calibration()
     handler = Handler(num_qubits=device.num_qubits, couplings=device.coupling_map,
                       time_model=time_model, seed=seed, default_period=default_period,
