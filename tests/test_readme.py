@@ -72,3 +72,27 @@ def test_every_test_the_readme_names_exists():
         assert re.search(rf"^def {name}\(", source, re.M), f"README names {path}::{name}"
     for path in re.findall(r"`(bench/\w+\.py)`", text) + ["tests/test_bad_input.py"]:
         assert (REPO / path).is_file(), path
+
+
+def test_the_readme_opens_with_two_commands_and_the_first_runs_the_main_job(qmio_env):
+    """The first line's install is what .ci/run does; its last command, the main job, runs here
+    as written with the venv's bin first on PATH, on the embedded default (the local executor:
+    a fresh machine has no Slurm). It prints Bell counts: about half 00, half 11."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"\A# qmio-hpc\n\n```bash\n(.*?)```", text, re.S)
+    assert block, "README.md must open with its two set-up commands"
+    first, second = block.group(1).strip().splitlines()
+    install, main_job = first.rsplit(" && ", 1)
+    assert install == "python3 -m venv .venv && .venv/bin/pip install -e .", install
+    assert second == "scripts/run-tests.sh"
+    command = main_job.replace(".venv/bin/", f"{os.path.dirname(sys.executable)}/", 1)
+    out = subprocess.run(["bash", "-c", command], cwd=REPO, env=user_env(),
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    counts = {}
+    for line in out.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in ("00", "01", "10", "11") and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000, out.stdout
+    assert min(counts.values()) > 350, counts
