@@ -326,6 +326,8 @@ class Worker:
             self.handle({s for s in self.server.sockets if s in ready})
         self.syncer.flush()
         self.session.mark_closed(reason)
+        with session_lock(self.session):  # no submitter is using a spare as it goes
+            self.session.remove_spares()
         self._end_unfinished(reason)
         self._answer_waiters(float("inf"), {j for _, _, jobs, _ in self.waiters for j in jobs})
         self.publish(phase="ended", ended_at=time.time(), end_reason=reason,

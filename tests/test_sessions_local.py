@@ -102,6 +102,11 @@ def test_a_session_serves_many_jobs_in_order_with_correct_counts(manager):
     assert details["interactive_timeout"] == 60 and details["mode"] == "dedicated"
     # the with block closed it: the worker drains and releases the QPU
     wait_until(lambda: session.status() == STATUS_CLOSED, 15, "closed after the with block")
+    # the spare directories made ahead for the next jobs are gone with the session
+    jobs_dir = manager.store.get_session(session.session_id).path / "jobs"
+    wait_until(lambda: not [n for n in os.listdir(jobs_dir) if n.startswith(".")], 10,
+               "no spare job directory left")
+    assert sorted(os.listdir(jobs_dir), key=int) == [str(n) for n in numbers]
     usage = session.usage()
     assert usage["held_seconds"] > 0 and 0 < usage["busy_seconds"] <= usage["held_seconds"]
     assert abs(usage["held_seconds"] - usage["busy_seconds"] - usage["idle_seconds"]) < 1e-6

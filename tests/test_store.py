@@ -76,3 +76,32 @@ def test_ids_resolve_and_cannot_be_pointed_outside(tmp_path):
 def test_spec_is_json(tmp_path):
     job = JobStore(tmp_path).create({"programs": [{"name": "bell"}]})
     assert json.loads((job.path / "spec.json").read_text())["programs"][0]["name"] == "bell"
+
+
+def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp_path):
+    """A session's submitter makes the next job's directory ahead of time: the job appears by a
+    rename with its spec in it, and the spec and the result fill placeholders made then, so no
+    file is created when the job is submitted or its result written."""
+    store = JobStore(tmp_path / "store")
+    session = store.create_session({"mode": "session"})
+    (session.path / "jobs").mkdir(mode=0o700)
+    spare = session.make_spare()
+    assert spare is not None and spare.name.startswith(".spare-")
+    inodes = {p.name: p.stat().st_ino for p in spare.iterdir()}
+    assert set(inodes) == {".spec.json.pre", ".result.json.pre"}
+    assert session.job_ids() == []  # a spare is nobody's job
+    job = session.create_job(1, {"programs": []}, spare)
+    assert not spare.exists() and job.path.name == "1"
+    assert job.spec()["programs"] == [] and os.stat(job.file("spec.json")).st_ino == \
+        inodes[".spec.json.pre"]
+    job.write_result({"results": []}, durable=False)
+    assert os.stat(job.file("result.json")).st_ino == inodes[".result.json.pre"]
+    assert job.result() == {"results": [], "complete": True}
+    assert sorted(os.listdir(job.path)) == ["result.json", "spec.json"]
+    assert mode(job.path) == 0o700 and mode(job.file("result.json")) == 0o600
+    # a spare removed meanwhile: the job gets a directory of its own
+    gone = session.make_spare()
+    session.remove_spares()
+    assert not gone.exists()
+    assert session.create_job(2, {"programs": []}, gone).spec()["programs"] == []
+    assert [n for n in os.listdir(session.path / "jobs") if n.startswith(".")] == []
