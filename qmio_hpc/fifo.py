@@ -49,10 +49,18 @@ class FifoQueue:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
 
-    def add(self, name: str, content: str = "") -> Path:
+    def add(self, name: str, content: str = "", made: Path | None = None) -> Path:
         """Create entry ``name`` holding ``content``, whole or not at all (an empty entry is
-        whole the moment it exists)."""
+        whole the moment it exists). ``made``: an empty file made ahead of time on the same
+        filesystem, renamed into place if it exists, so that no file is created now (the caller
+        makes sure ``name`` is new: a rename would replace an entry)."""
         path = self.directory / name
+        if made is not None and not content:
+            try:
+                os.rename(made, path)
+                return path
+            except FileNotFoundError:
+                pass
         if not content:
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

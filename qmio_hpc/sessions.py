@@ -33,7 +33,7 @@ from .durations import is_zero, parse_duration, slurm_time
 from .errors import ConfigError, SessionClosedError
 from .fifo import FifoQueue
 from .states import TERMINAL, SchedulerState, normalise_state
-from .store import JobDir, SessionDir, claim_entry
+from .store import QUEUE_ENTRY, JobDir, SessionDir, claim_entry, placeholder
 
 if TYPE_CHECKING:
     from .channel import ChannelClient
@@ -198,7 +198,8 @@ class Sessions:
             job_id = f"{session_id}.{number}"
             job = session.create_job(number, {**spec, "job_id": job_id},
                                      _unused_spares.pop(session.path, None))
-            entry = FifoQueue(session.file("queue")).add(session.queue_entry(job_id).name)
+            entry = FifoQueue(session.file("queue")).add(
+                session.queue_entry(job_id).name, made=placeholder(job.file(QUEUE_ENTRY)))
         self._queued[session_id] = self._queued.get(session_id, 0) + 1
         self._submitted[job_id] = (session_id, job)
         if len(self._submitted) > MAX_REMEMBERED:

@@ -53,6 +53,10 @@ _TMP_TAG = secrets.token_hex(4)
 _tmp_numbers = itertools.count()
 
 
+#: The placeholder in a spare job directory that becomes the job's queue entry (``FifoQueue.add``).
+QUEUE_ENTRY = "queue-entry"
+
+
 def placeholder(path: Path) -> Path:
     """The empty file made ahead of time that ``write_json_atomic`` fills and renames to ``path``
     (``SessionDir.make_spare``)."""
@@ -338,7 +342,7 @@ class SessionDir(JobDir):
 
     def make_spare(self) -> Path | None:
         """A job directory made ahead of time, not yet anybody's: ``jobs/.spare-<pid>-<tag>/``
-        with the placeholders of its spec and its result. Creating files is what a submission
+        with the placeholders of its spec, its result and its queue entry. Creating files is what a submission
         and a result cost most on a node that was idle (here ~1 ms each for a directory and a
         file after a few ms idle, 30 µs when busy; on Lustre, metadata server round trips), so
         a submitter makes the next job's directory while the worker runs the current job. None
@@ -346,7 +350,7 @@ class SessionDir(JobDir):
         path = self.path / "jobs" / f".spare-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             path.mkdir(mode=0o700)
-            for name in ("spec.json", "result.json"):
+            for name in ("spec.json", "result.json", QUEUE_ENTRY):
                 os.close(os.open(placeholder(path / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                                  0o600))
         except OSError:

@@ -9,7 +9,9 @@ import stat
 import pytest
 
 from qmio_hpc.errors import JobNotFoundError
-from qmio_hpc.store import JobStore, validate_job_id, write_json_atomic
+from qmio_hpc.fifo import FifoQueue
+from qmio_hpc.store import (QUEUE_ENTRY, JobStore, placeholder, validate_job_id,
+                             write_json_atomic)
 
 
 def mode(path) -> int:
@@ -85,10 +87,11 @@ def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp
     store = JobStore(tmp_path / "store")
     session = store.create_session({"mode": "session"})
     (session.path / "jobs").mkdir(mode=0o700)
+    (session.path / "queue").mkdir(mode=0o700)
     spare = session.make_spare()
     assert spare is not None and spare.name.startswith(".spare-")
     inodes = {p.name: p.stat().st_ino for p in spare.iterdir()}
-    assert set(inodes) == {".spec.json.pre", ".result.json.pre"}
+    assert set(inodes) == {".spec.json.pre", ".result.json.pre", ".queue-entry.pre"}
     assert session.job_ids() == []  # a spare is nobody's job
     job = session.create_job(1, {"programs": []}, spare)
     assert not spare.exists() and job.path.name == "1"
@@ -97,6 +100,9 @@ def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp
     job.write_result({"results": []}, durable=False)
     assert os.stat(job.file("result.json")).st_ino == inodes[".result.json.pre"]
     assert job.result() == {"results": [], "complete": True}
+    entry = FifoQueue(session.file("queue")).add("000000001-x.1",
+                                                 made=placeholder(job.file(QUEUE_ENTRY)))
+    assert entry.stat().st_ino == inodes[".queue-entry.pre"]
     assert sorted(os.listdir(job.path)) == ["result.json", "spec.json"]
     assert mode(job.path) == 0o700 and mode(job.file("result.json")) == 0o600
     # a spare removed meanwhile: the job gets a directory of its own
