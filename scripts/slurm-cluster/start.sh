@@ -48,8 +48,10 @@ wait_until() {
     shift 3
     deadline=$(($(now_us) + TIMEOUT * 1000000))
     until "$@" >/dev/null 2>&1; do
+        # (a daemon started through setsid still shows as "setsid" until its exec is done,
+        # which takes a while when its binary is not in the page cache)
         if [[ "$watch" != "-" ]] && pid="$(read_pidfile "${watch#*:}")" &&
-            ! proc_alive "$pid" "${watch%%:*}"; then
+            ! proc_alive "$pid" "${watch%%:*}" && ! proc_alive "$pid" setsid; then
             why="${watch%%:*} (pid $pid) exited"
         elif (($(now_us) > deadline)); then
             why="not up after ${TIMEOUT}s"
