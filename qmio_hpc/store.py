@@ -342,11 +342,11 @@ class SessionDir(JobDir):
 
     def make_spare(self) -> Path | None:
         """A job directory made ahead of time, not yet anybody's: ``jobs/.spare-<pid>-<tag>/``
-        with the placeholders of its spec, its result and its queue entry. Creating files is what a submission
-        and a result cost most on a node that was idle (here ~1 ms each for a directory and a
-        file after a few ms idle, 30 µs when busy; on Lustre, metadata server round trips), so
-        a submitter makes the next job's directory while the worker runs the current job. None
-        if it cannot be made (the next submission then makes its own)."""
+        with the placeholders of its spec, its result and its queue entry. Creating files is
+        what a submission and a result cost most on a node that was idle (here ~1 ms each for a
+        directory and a file after a few ms idle, 30 µs when busy; on Lustre, metadata server
+        round trips), so a submitter makes the next job's directory while the worker runs the
+        current job. None if it cannot be made (the next submission then makes its own)."""
         path = self.path / "jobs" / f".spare-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             path.mkdir(mode=0o700)

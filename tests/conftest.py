@@ -35,6 +35,17 @@ measure q[1] -> c[1];
 """
 
 
+def expected_counts(program: str, shots: int) -> dict[str, int]:
+    """The oracle for a deterministic OpenQASM 2 program: Qiskit's own parser and Statevector
+    give its one outcome, in Qiskit's bit order."""
+    from qiskit import qasm2
+    from qiskit.quantum_info import Statevector
+
+    circuit = qasm2.loads(program).remove_final_measurements(inplace=False)
+    (bits,) = [b for b, p in Statevector(circuit).probabilities_dict().items() if p > 1e-9]
+    return {bits: shots}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

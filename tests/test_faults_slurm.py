@@ -19,23 +19,13 @@ import pytest
 
 from qmio_hpc.config import Settings
 from qmio_hpc.jobs import JobManager
-from tests.conftest import REPO, run_qmio
+from tests.conftest import REPO, expected_counts, run_qmio
 from tests.test_sessions_local import _other_user
 from tests.test_slurm import SLOW_QASM, status_of, submit, wait_for, write
 
 pytestmark = pytest.mark.slurm
 
 FINAL = {"DONE", "ERROR", "CANCELLED"}
-
-
-def expected_counts(program: str, shots: int) -> dict[str, int]:
-    """The oracle for a deterministic program: Qiskit's own parser and Statevector."""
-    from qiskit import qasm2
-    from qiskit.quantum_info import Statevector
-
-    circuit = qasm2.loads(program).remove_final_measurements(inplace=False)
-    (bits,) = [b for b, p in Statevector(circuit).probabilities_dict().items() if p > 1e-9]
-    return {bits: shots}
 
 
 def restart_cluster() -> None:

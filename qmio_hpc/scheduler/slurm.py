@@ -29,7 +29,6 @@ from .script import render_batch_script
 log = logging.getLogger(__name__)
 
 
-
 def slurm_available() -> bool:
     """sbatch is installed and slurmctld answers."""
     if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
