@@ -151,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     job = JobDir(Path(argv[1]).resolve())
     signal.signal(signal.SIGTERM, _on_sigterm)
     slurm_id = os.environ.get("SLURM_JOB_ID")
-    if slurm_id:  # the submitter links the id too; whoever comes first wins, both agree
+    # Submitted to Slurm as a batch job of its own (not run by the local executor inside
+    # someone's allocation): the submitter links the id too; whoever comes first wins, both agree.
+    if slurm_id and job.file("job.sbatch").exists():
         try:
+            if job.scheduler_record() is None:  # never an id without its executor: see submit
+                job.write_scheduler_record("slurm", slurm_id, durable=False)
             JobStore(job.path.parent.parent).link(slurm_id, job)
         except QmioError as exc:
             return _fail(job, type(exc).__name__, str(exc), EXIT_QPU)

@@ -172,6 +172,44 @@ def test_failing_step_is_error_with_the_reason(slurm_env, tmp_path):
     assert sacct_row(job_id)["ExitCode"] == "2:0"
 
 
+def test_a_job_id_is_never_visible_before_its_executor_record(slurm_env, monkeypatch):
+    """CI once saw a job declared lost 0.13 s after its submission: a 'qmio status' found the
+    new id before its scheduler.json, asked the local executor, which did not know it. The
+    store's link is observed (not replaced) at the moment it makes the id visible."""
+    manager = JobManager(Settings.load())
+    seen: list[dict | None] = []
+    real_link = manager.store.link
+
+    def observed_link(job_id, job):  # noqa: ANN001, ANN202
+        seen.append(job.scheduler_record())
+        real_link(job_id, job)
+
+    monkeypatch.setattr(manager.store, "link", observed_link)
+    job_id = manager.submit([{"name": "bell", "program": BELL_QASM}], ExecutionOptions(shots=10))
+    assert seen and seen[0] is not None, "the id was linked before its scheduler record"
+    assert seen[0]["executor"] == "slurm" and seen[0]["job_id"] == job_id
+    wait_for(job_id, {"DONE"})
+
+
+def test_a_batch_step_whose_submitter_died_after_sbatch_records_itself(slurm_env):
+    """sbatch accepted the job, then the submitter died before it linked the id or wrote the
+    record: the batch step does both, so the job is found by its Slurm id and ends DONE, not
+    lost to a lookup that asks the wrong executor."""
+    manager = JobManager(Settings.load())
+    spec = manager.build_spec([{"name": "bell", "program": BELL_QASM}], ExecutionOptions(shots=10))
+    job = manager.store.create(spec)
+    scheduler = manager.scheduler()
+    slurm_id = scheduler.submit_command(["-m", "qmio_hpc.step", str(job.path)], job.path)
+    deadline = time.monotonic() + 60
+    while not (manager.store.root / "ids" / slurm_id).is_symlink():  # the step links it
+        assert time.monotonic() < deadline, "the batch step never linked its Slurm id"
+        time.sleep(0.2)
+    row = wait_for(slurm_id, {"DONE"}, timeout=60)  # 'qmio status ID' finds it by the id
+    assert row["job_id"] == slurm_id
+    assert job.scheduler_record()["executor"] == "slurm"
+    assert job.scheduler_record()["job_id"] == slurm_id
+
+
 def test_held_then_released(slurm_env, tmp_path):
     job_id = submit(write(tmp_path, "bell.qasm", BELL_QASM),
                     env={"QMIO_SLURM_EXTRA_DIRECTIVES": "--hold"})

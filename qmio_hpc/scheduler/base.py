@@ -40,8 +40,10 @@ class Scheduler(ABC):
     def submit(self, job: JobDir) -> str:
         """Run ``job``'s batch step in an allocation of its own; return the id users will see."""
         job_id = self.submit_command(step_command(job), job.path, kind="job")
-        self.store.link(job_id, job)
+        # The record first: an id that can be looked up always says which executor has it
+        # (a lookup in between would otherwise ask the wrong one and call the job lost).
         job.write_scheduler_record(self.name, job_id, **self.record_extra())
+        self.store.link(job_id, job)
         return job_id
 
     @abstractmethod
