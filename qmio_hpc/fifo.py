@@ -2,9 +2,8 @@
 
 Two users, one shape:
 
-* the local executor: each runner adds a ticket named by its submission time and holding its pid,
-  locks it for its lifetime (``hold``), and waits until its ticket is the oldest one whose runner
-  is alive (``wait_turn``), asleep on the lock of the one ahead;
+* the local executor: each allocation adds a ticket named by its submission time, holding its
+  command, and the store's queue owner (``scheduler.local_runner``) serves them in name order;
 * a session: each job submitted into it adds an entry named by its sequence number, and the
   session's worker serves the entries in name order (``entries``).
 
@@ -14,16 +13,9 @@ add to the queue without a server, and a reader never sees half an entry.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
-import time
 from pathlib import Path
-from typing import Callable
-
-POLL_SECONDS = 0.1
-#: An entry whose owner has not written its pid after this long is taken as abandoned.
-START_GRACE = 30.0
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -89,61 +81,3 @@ class FifoQueue:
 
     def remove(self, entry: Path) -> None:
         entry.unlink(missing_ok=True)
-
-    def hold(self, entry: Path) -> int:
-        """Lock ``entry`` for as long as its owner lives (the returned descriptor stays open):
-        whoever waits behind it sleeps on that lock (``wait_turn``), and the kernel releases it
-        when the owner exits, however it exits."""
-        fd = os.open(entry, os.O_RDONLY)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return fd
-
-    def wait_turn(self, entry: Path, alive: Callable[[Path], bool] | None = None) -> None:
-        """Block until ``entry`` is the oldest entry whose owner is ``alive``; entries of dead
-        owners are removed on the way.
-
-        No polling while the owner ahead holds its entry (``hold``): this sleeps on that lock,
-        and wakes when it is released. Only an owner that has not taken its lock yet (it is
-        starting) is looked at again, every ``POLL_SECONDS``."""
-        alive = alive or ticket_alive
-        while True:
-            ahead = None
-            for other in self.entries():
-                if other == entry:
-                    return
-                if alive(other):
-                    ahead = other
-                    break
-                self.remove(other)
-            if ahead is not None and not _sleep_on(ahead):
-                time.sleep(POLL_SECONDS)  # its owner is starting: it holds no lock yet
-
-
-def _sleep_on(entry: Path) -> bool:
-    """Wait until ``entry``'s owner lets go of it; False at once if nobody holds it (yet)."""
-    try:
-        fd = os.open(entry, os.O_RDONLY)
-    except FileNotFoundError:
-        return True  # gone: look again
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False  # nobody holds it
-        except BlockingIOError:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # sleeps until the owner ends
-            return True
-    finally:
-        os.close(fd)
-
-
-def ticket_alive(ticket: Path) -> bool:
-    """A local runner's ticket holds its pid: alive while that process is, or while it is young
-    and still empty (its runner has not started yet)."""
-    try:
-        text = ticket.read_text().strip()
-        age = time.time() - ticket.stat().st_mtime
-    except FileNotFoundError:
-        return False
-    if not text:
-        return age < START_GRACE
-    return text.isdigit() and pid_alive(int(text))

@@ -294,6 +294,91 @@ def test_a_killed_runner_takes_its_step_with_it_and_the_error_stays(qmio_env, em
     assert job.result() is None
 
 
+def _owner_pids(store: Path) -> list[int]:
+    """The pids of every queue owner process of ``store`` (from /proc: what really runs)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"qmio_hpc.scheduler.local_runner" in argv and str(store / "local").encode() in argv:
+                pids.append(int(proc.name))
+    # the allocations it runs are forks of it (same command line): leave them out
+    parents = {pid: int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+               for pid in pids if Path(f"/proc/{pid}").exists()}
+    return [pid for pid, parent in parents.items() if parent not in parents]
+
+
+def test_queued_jobs_hold_no_process_and_outlive_a_killed_queue_owner(qmio_env, emulator_factory,
+                                                                      tmp_path):
+    """One resident queue owner serves the store: ten queued jobs are ten tickets, not ten
+    processes polling. SIGKILL it while one job runs and four wait: the running one ends ERROR
+    (its step dies with the owner), and the waiting ones are not lost: the next status lookup
+    starts a new owner, and they end DONE with Qiskit's counts."""
+    import signal
+
+    from qmio_hpc.fifo import pid_alive
+    from qmio_hpc.store import JobStore
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    store = Path(qmio_env["QMIO_STORE"])
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    first = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.003")
+    waiting = [submit_json(str(prog), "--shots", "10") for _ in range(4)]
+    wait_status(first, {"RUNNING"}, detail="program 1 of 1")
+    owners = _owner_pids(store)
+    assert len(owners) == 1, owners
+    tickets = list((store / "local" / "queue").iterdir())
+    assert len(tickets) == 5  # the running one's and four waiting
+    os.kill(owners[0], signal.SIGKILL)
+    step = JobStore(store).get(first).state()["pid"]
+    deadline = time.monotonic() + 5
+    while pid_alive(step) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(step), "the running step outlived its owner"
+    assert wait_status(first, {"ERROR"}, timeout=10)["status"] == "ERROR"
+    for job_id in waiting:
+        row = wait_status(job_id, {"DONE", "ERROR", "CANCELLED"}, timeout=60)
+        assert row["status"] == "DONE", row
+        out = run_qmio("result", job_id, "--json")
+        assert json.loads(out.stdout)["results"][0]["reply"]["results"]["c"] == \
+            expected_counts(SLOW_QASM, 10)
+    assert len(_owner_pids(store)) == 1  # the new owner, alone
+    assert wait_status(first, {"ERROR", "DONE"})["status"] == "ERROR"  # and still ERROR
+
+
+def test_the_queue_owner_leaves_when_idle_and_a_new_one_comes_with_the_next_job(qmio_env, bell):
+    """Nothing is left running: the owner exits LINGER seconds after its last job, and the
+    next submission starts another."""
+    from qmio_hpc.scheduler.local_runner import LINGER
+    store = Path(qmio_env["QMIO_STORE"])
+    wait_status(submit_json(bell), {"DONE"})
+    assert len(_owner_pids(store)) == 1
+    deadline = time.monotonic() + LINGER + 5
+    while _owner_pids(store) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _owner_pids(store), f"the owner was still there {LINGER + 5:g} s after its job"
+    assert wait_status(submit_json(bell), {"DONE"})["status"] == "DONE"
+
+
+def test_a_forged_ticket_is_never_run(qmio_env, bell, tmp_path):
+    """A ticket is data: the owner runs only ``-m qmio_hpc.step|worker``. One that asks for
+    anything else (here the standard library's json.tool, which would write a file) is dropped
+    unrun."""
+    store = Path(qmio_env["QMIO_STORE"])
+    wait_status(submit_json(bell), {"DONE"})  # the queue and its owner exist
+    source, proof = tmp_path / "in.json", tmp_path / "ran"
+    source.write_text("{}")
+    forged = store / "local" / "queue" / f"{time.time_ns():020d}-L999"
+    forged.write_text(json.dumps({"id": "L999", "dir": str(tmp_path),
+                                  "args": ["-m", "json.tool", str(source), str(proof)]}))
+    after = submit_json(bell)  # queued behind the forged ticket
+    assert wait_status(after, {"DONE"})["status"] == "DONE"
+    assert not forged.exists() and not proof.exists()
+
+
 FORGER = r"""
 import pickle, sys, zmq
 sock = zmq.Context().socket(zmq.REP)

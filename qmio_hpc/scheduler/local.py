@@ -1,11 +1,11 @@
 """The local executor: the embedded default where there is no Slurm.
 
-Each allocation (one job's batch step, or a session's worker) runs under a detached runner process
-(``local_runner``) so it outlives the shell or Python session that started it. Runners queue for
-the QPU first come first served (``fifo``): each takes a ticket named by its submission time in
-``<store>/local/queue``, waits until its ticket is the oldest whose runner is alive, then holds
-``<store>/local/qpu.lock`` while its command runs. It reports Slurm's state names, so the one state
-table serves both executors.
+Allocations (one job's batch step, or a session's worker) queue first come first served as
+tickets in ``<store>/local/queue``, named by their submission time. One resident process per
+store, the queue owner (``local_runner``), serves them one at a time while holding
+``<store>/local/qpu.lock``; a submission starts it when none is running, and it exits after a
+while without work. So a job costs a fork of a process that is already warm, and nobody polls.
+It reports Slurm's state names, so the one state table serves both executors.
 
 Ids are ``L1``, ``L2``, ... for jobs and ``S3``, ... for sessions (one counter), so they cannot be
 taken for Slurm ids in a shared store. ``<store>/local/alloc/<id>`` links each id to its directory.
@@ -14,6 +14,7 @@ taken for Slurm ids in a shared store. ``<store>/local/alloc/<id>`` links each i
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import subprocess
@@ -23,10 +24,11 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import SchedulerError
-from ..fifo import START_GRACE, pid_alive
+from ..fifo import FifoQueue, pid_alive
 from ..states import SchedulerState
 from ..store import JobDir, read_json, validate_job_id, write_json_atomic
 from .base import Scheduler
+from .local_runner import queue_lock, wake
 
 #: Id prefix for each kind of allocation.
 PREFIXES = {"job": "L", "session": "S"}
@@ -66,38 +68,57 @@ class LocalScheduler(Scheduler):
         return link.resolve() if link.is_symlink() and link.resolve().is_dir() else None
 
     def submit_command(self, args: Sequence[str], directory: Path, *, kind: str = "job") -> str:
+        local_dir = self.local_dir
         alloc_id = self._next_id(PREFIXES.get(kind, "L"))
         directory = directory.absolute()
-        os.symlink(directory, self.local_dir / "alloc" / alloc_id)
-        ticket = self.local_dir / "queue" / f"{time.time_ns():020d}-{alloc_id}"
-        ticket.touch(mode=0o600)
+        os.symlink(directory, local_dir / "alloc" / alloc_id)
+        name = f"{time.time_ns():020d}-{alloc_id}"
         write_json_atomic(directory / "local.json",
-                          {"id": alloc_id, "phase": "queued", "ticket": str(ticket),
+                          {"id": alloc_id, "phase": "queued", "ticket": name,
                            "submitted": time.time()})
-        log = directory / "runner.log"
-        runner = [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(directory),
-                  str(ticket), str(self.local_dir / "qpu.lock"), "--", *args]
+        order = json.dumps({"id": alloc_id, "dir": str(directory), "args": list(args)})
+        with queue_lock(local_dir):
+            FifoQueue(local_dir / "queue").add(name, order)
+            running = wake(local_dir)
+        if not running:
+            self._start_owner()
+        return alloc_id
+
+    def _start_owner(self) -> None:
+        """Start the queue owner, detached. (If two submitters both start one, the second
+        finds the first holding ``owner.lock`` and exits at once.)"""
+        log = self.local_dir / "runner.log"
+        owner = [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(self.local_dir)]
         with open(log, "ab") as out:
             os.chmod(log, 0o600)
-            # The shell starts the runner in its background and exits at once (we reap it): the
-            # runner is nobody's child, so it is never a zombie of a long-lived submitter. The
-            # runner's words are the shell's arguments ("$@"), never part of its script.
-            proc = subprocess.Popen(["/bin/sh", "-c", 'exec 0</dev/null; "$@" &', "sh", *runner],
+            # The shell starts the owner in its background and exits at once (we reap it): the
+            # owner is nobody's child, so it is never a zombie of a long-lived submitter. Its
+            # words are the shell's arguments ("$@"), never part of its script.
+            proc = subprocess.Popen(["/bin/sh", "-c", 'exec 0</dev/null; "$@" &', "sh", *owner],
                                     stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                     start_new_session=True, close_fds=True)
         if proc.wait(timeout=60) != 0:
-            raise SchedulerError(f"the local runner for {alloc_id} failed to start; see {log}")
-        return alloc_id
+            raise SchedulerError(f"the local queue owner failed to start; see {log}")
 
     def states(self, ids: Iterable[str]) -> dict[str, SchedulerState]:
         out: dict[str, SchedulerState] = {}
+        owner: list[bool] = []  # [True] once the queue owner was seen to (or made to) run
         for alloc_id in ids:
             directory = self._directory(alloc_id)
             if directory is not None:
-                out[alloc_id] = self._state_of(alloc_id, directory)
+                out[alloc_id] = self._state_of(alloc_id, directory, owner)
         return out
 
-    def _state_of(self, alloc_id: str, directory: Path) -> SchedulerState:
+    def _ensure_owner(self) -> bool:
+        """If the queue owner does not run while tickets wait (it was killed), start one:
+        queued allocations are never left without an owner."""
+        with queue_lock(self.local_dir):
+            if wake(self.local_dir) or not FifoQueue(self.local_dir / "queue").entries():
+                return True
+        self._start_owner()
+        return True
+
+    def _state_of(self, alloc_id: str, directory: Path, owner: list[bool]) -> SchedulerState:
         info: dict[str, Any] = read_json(directory / "local.json") or {}
         phase = info.get("phase")
         cancelled = (directory / "cancelled").exists()
@@ -106,29 +127,33 @@ class LocalScheduler(Scheduler):
             ended = info.get("ended")
             exit_code = f"0:{-code}" if code < 0 else f"{code}:0"
             if cancelled and JobDir(directory).result() is None:
-                # Whatever the exit code: a SIGTERM can land between fork and exec of the step.
+                # Whatever the exit code: a SIGTERM can land as the step starts.
                 return SchedulerState(alloc_id, "CANCELLED", "cancelled by user", exit_code, ended)
             if code == 0:
                 return SchedulerState(alloc_id, "COMPLETED", "", exit_code, ended)
             return SchedulerState(alloc_id, "FAILED", "NonZeroExitCode", exit_code, ended)
-        pid = info.get("pid")
-        started = info.get("submitted", 0.0)
-        alive = pid_alive(pid) if pid else time.time() - started < START_GRACE
-        if not alive:
+        if phase == "running":
+            if pid_alive(info.get("pid")):
+                return SchedulerState(alloc_id, "RUNNING")
             if cancelled:
                 return SchedulerState(alloc_id, "CANCELLED", "cancelled by user")
             return SchedulerState(alloc_id, "NODE_FAIL", "the local runner process died")
-        if phase == "running":
-            return SchedulerState(alloc_id, "RUNNING")
+        if cancelled:  # queued: the owner will skip it
+            return SchedulerState(alloc_id, "CANCELLED", "cancelled by user")
+        if not (self.local_dir / "queue" / str(info.get("ticket"))).exists():
+            return SchedulerState(alloc_id, "NODE_FAIL", "its ticket left the local queue")
+        if not owner:
+            owner.append(self._ensure_owner())
         return SchedulerState(alloc_id, "PENDING", "Resources: waiting for the QPU")
 
     def cancel(self, ids: Iterable[str]) -> None:
+        """A queued allocation needs nothing more than its ``cancelled`` mark (the owner skips
+        it); a running one is sent SIGTERM, in its own process group."""
         for alloc_id in ids:
             directory = self._directory(alloc_id)
-            info = read_json(directory / "local.json") if directory else None
-            info = info or {}
+            info = (read_json(directory / "local.json") if directory else None) or {}
             pgid = info.get("pgid")
-            if info.get("phase") == "finished" or not pgid or not pid_alive(info.get("pid")):
+            if info.get("phase") != "running" or not pgid or not pid_alive(info.get("pid")):
                 continue
             try:
                 os.killpg(pgid, signal.SIGTERM)
