@@ -139,9 +139,25 @@ class QmioBackend(BackendV2):
             return active
         return None
 
-    def run(self, run_input: QuantumCircuit | list[QuantumCircuit] | None = None,
-            program: str | None = None, **options: Any) -> QmioJob | dict[str, Any]:
+    def run(self, run_input: QuantumCircuit | list[QuantumCircuit] | str | None = None,
+            program: str | int | None = None, **options: Any) -> QmioJob | dict[str, Any]:
+        """Three shapes, so that scripts written for each run unchanged:
+
+        * Qiskit's: ``run(circuits, shots=..., ...)`` returns a ``QmioJob``;
+        * the seed API: ``run(program=text, shots=...)`` returns the server's reply dict;
+        * CESGA's qmio 0.1.3: ``run(circuit=text, shots=..., repetition_period=...,
+          optimization=..., res_format=...)`` or ``run(text, shots)``, the reply dict too."""
         session = self._session_for_run(options.pop("_session", None))
+        circuit = options.pop("circuit", None)
+        if isinstance(circuit, QuantumCircuit) and run_input is None:
+            run_input, circuit = circuit, None
+        text = run_input if isinstance(run_input, str) else circuit
+        if text is not None:  # CESGA's qmio 0.1.3: run(circuit=text, shots=...) or run(text, n)
+            if not isinstance(text, str) or (program is not None and not isinstance(program, int)):
+                raise ProgramError("run() takes a program text (circuit=..., as in qmio 0.1.3) "
+                                   "and its shots, or program=... and shots=...")
+            shots = program if program is not None else options.pop("shots", None)
+            return self._run_program(text, shots, **options)
         if program is not None:
             return self._run_program(program, options.pop("shots", None), **options)
         if run_input is None:

@@ -221,7 +221,10 @@ class JobManager:
 
         A job in a session is waited for on the session's channel, which says at once when it
         is final, with the scheduler asked at most once a second (to notice a session that
-        died). Other jobs are polled, backing off from 0.1 s to 2 s between queries."""
+        died). Other jobs: their files are looked at often (a few stat calls, every 20 ms at
+        first, backing off to 0.5 s), so a result is seen as soon as it lands; the scheduler is
+        asked once a second at most, backing off to every 10 s, for the states files cannot
+        show (QUEUED, RUNNING, a job that died without a word)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ours = self._sessions.submitted(job_id) if self._sessions is not None else None
         if ours is not None:  # submitted by this process: no lookups in the store
@@ -229,11 +232,11 @@ class JobManager:
         else:
             job = self.store.get(job_id)
             session = (job.scheduler_record() or {}).get("session")
-        delay = 0.1
         # A session's job is not looked up with the scheduler before its first second: the
         # channel says when it is final, and a session that died is noticed within a second.
         # (One with an outcome already is looked up at once: see the loop.)
         next_query = 0.0 if session is None else time.monotonic() + 1.0
+        query_every, look_every, last_query = 1.0, 0.02, -1.0
         status = Status("QUEUED", "submitted")
         # A job this process submitted has its channel answer coming: no need to look first.
         look = ours is None
@@ -248,24 +251,27 @@ class JobManager:
                 if on_status is not None:
                     on_status(DONE)
                 return DONE
-            if session is None or now >= next_query or job.has_outcome():
+            if now >= next_query or (now - last_query >= 0.1 and job.has_outcome()):
                 status = self.status(job_id)
+                last_query = now
                 if on_status is not None:
                     on_status(status)
                 if status.final:
                     return status
-                next_query = now + 1.0
+                next_query = now + query_every
+                if session is None:
+                    query_every = min(query_every * 1.5, 10.0)
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobTimeoutError(f"job {job_id} is still {status.name} after {timeout:g} s "
                                       f"({status.detail}); it keeps running")
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            pause = max(0.0, next_query - time.monotonic())
             if session is not None:
-                pause = max(0.0, next_query - time.monotonic())
                 self.sessions.pause(session, job, job_id, pause if left is None
                                     else min(pause, left))
                 continue
-            time.sleep(delay if left is None else min(delay, left))
-            delay = min(delay * 1.5, 2.0)
+            time.sleep(min(look_every, pause, left if left is not None else look_every))
+            look_every = min(look_every * 1.2, 0.5)
 
     # -- outcome ----------------------------------------------------------------------------------
 

@@ -9,7 +9,9 @@ they accept:
 * OpenQASM 3: the reference grammar (``openqasm3``, the parser Qiskit's importer builds on) for
   the syntax, then Qiskit's importer for what it can judge (undefined gates, wrong arities). A
   program with pulse-level calibrations (``cal``, ``defcal``) or ``extern`` is checked for its
-  syntax only: the QPU's compiler reads those, Qiskit's importer does not.
+  syntax only: the QPU's compiler reads those, Qiskit's importer does not. An OpenQASM 3
+  program may ``include "qelib1.inc"``, as CESGA's own examples do: QAT's parser reads that
+  file's gates, Qiskit's importer knows only ``stdgates.inc`` (``qasm3_for_qiskit``).
 
 Anything else is refused: every door sends OpenQASM text. Qiskit is imported only when a
 program needs checking (it takes about a second).
@@ -18,14 +20,45 @@ program needs checking (it takes about a second).
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
 import io
 import re
+from pathlib import Path
 
 from .errors import ProgramError
 from .protocol import language_of
 
 #: OpenQASM 3 features that only the QPU's compiler reads (Qiskit's importer refuses them).
 _QASM3_COMPILER_ONLY = re.compile(r"\b(defcalgrammar|defcal|cal|extern)\b")
+
+
+_QELIB1_INCLUDE = re.compile(r'include\s+"qelib1\.inc"\s*;')
+
+
+@functools.cache
+def _qelib1_extra_gates() -> str:
+    """The gates of Qiskit's ``qelib1.inc`` that ``stdgates.inc`` lacks (u0, u, sxdg, cu1, cu3,
+    csx, rxx, rzz, rccx, ...), as OpenQASM 3 gate definitions: the two files ship with Qiskit."""
+    spec = importlib.util.find_spec("qiskit")
+    libs = Path(list(spec.submodule_search_locations or [])[0]) / "qasm" / "libs"
+
+    def read(name: str) -> str:
+        return re.sub(r"//[^\n]*", "", (libs / name).read_text())
+    known = set(re.findall(r"\bgate\s+(\w+)", read("stdgates.inc")))
+    return "\n".join(m.group(0) for m in re.finditer(r"\bgate\s+(\w+)[^{]*\{[^}]*\}",
+                                                     read("qelib1.inc"))
+                     if m.group(1) not in known)
+
+
+def qasm3_for_qiskit(program: str) -> str:
+    """``program`` as Qiskit's OpenQASM 3 importer can read it: an ``include "qelib1.inc"`` (which
+    QAT's parser accepts in OpenQASM 3) becomes ``stdgates.inc`` plus qelib1's other gates. Only
+    for checking and simulating: the QPU is sent the program as the user wrote it."""
+    if "qelib1.inc" not in program:
+        return program
+    return _QELIB1_INCLUDE.sub(lambda _: 'include "stdgates.inc";\n' + _qelib1_extra_gates(),
+                               program, count=1)
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -83,6 +116,6 @@ def _check_qasm3(name: str, program: str) -> None:
     from qiskit import qasm3  # noqa: PLC0415
 
     try:
-        qasm3.loads(program)
+        qasm3.loads(qasm3_for_qiskit(program))
     except Exception as exc:  # QASM3ImporterError and the importer's other refusals
         raise ProgramError(f"program {name} is not valid OpenQASM 3: {one_line(exc)}") from None

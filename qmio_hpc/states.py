@@ -103,6 +103,10 @@ def resolve(sched: SchedulerState | None, job: JobDir, now: float | None = None)
         words = f"{words} ({sched.reason})"
     if name == "RUNNING":
         progress = job.state() or {}
+        # Progress only moves forward: INITIALIZING until the step (or worker) says where it is,
+        # VALIDATING while it checks programs, then RUNNING.
+        if not progress.get("phase") and state == "RUNNING":
+            return Status("INITIALIZING", "started; the batch step is starting up", state)
         if progress.get("phase") == "validating":
             return Status("VALIDATING", "checking the program before the QPU sees it", state)
         if progress.get("message"):

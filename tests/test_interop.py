@@ -10,11 +10,14 @@ These tests fail, never skip, when a venv is missing.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import os
 import random
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -133,6 +136,12 @@ ACCEPTED_BY_QAT = {
     "qasm3 after a block comment": ('/* header */\nOPENQASM 3.0;\ninclude "stdgates.inc";\n'
                                     'qubit[1] q;\nbit[1] c;\nrx(0.5) q[0];\nc[0] = measure '
                                     'q[0];\n'),
+    # CESGA's own example (qmio 0.1.3's README): OpenQASM 3 that includes qelib1.inc
+    "qasm3 with qelib1.inc": ('OPENQASM 3.0;\ninclude "qelib1.inc";\nqreg q[32];\ncreg c[32];\n'
+                              'x q[0];\nmeasure q[0]->c[0];'),
+    "qasm3 with qelib1-only gates": ('OPENQASM 3.0;\ninclude "qelib1.inc";\nqreg q[3];\n'
+                                     'creg c[3];\ncu1(0.3) q[0],q[1];\nrzz(0.2) q[1],q[2];\n'
+                                     'sxdg q[2];\nu(0.1,0.2,0.3) q[0];\nmeasure q -> c;\n'),
 }
 
 
@@ -231,3 +240,22 @@ def test_cesgas_qmio_client_gets_correct_results_from_our_emulator(emulator):
     assert len(raw) == 2 and all(len(bit) == 5 for bit in raw)
     assert memory_of(replies["raw"], "raw")[0] in ("00", "11")
     assert sum(replies["opt2"]["results"]["c"].values()) == 100
+
+
+def test_cesgas_own_readme_example_runs_with_only_its_import_changed(qmio_env):
+    """The usage example of CESGA's client, qmio 0.1.3, read from its installed package's
+    README (so nobody here wrote it), runs against qmio-hpc with only ``from qmio import``
+    changed. It sets x on qubit 0 of 32: the reply's bitstring has c[0] first (the QPU's order)."""
+    python = venv_python("qmio")
+    metadata = next(python.parent.parent.glob("lib/python*/site-packages/qmio-0.1.3.dist-info/"
+                                              "METADATA"))
+    example = re.search(r"```python\n(.*?)```", metadata.read_text(), re.S)
+    assert example is not None, "no Python example in qmio 0.1.3's README"
+    script = example.group(1)
+    assert "from qmio import QmioRuntimeService" in script
+    script = script.replace("from qmio import", "from qmio_hpc import")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    reply = ast.literal_eval(out.stdout.strip())
+    assert reply["results"]["c"] == {"1" + "0" * 31: 1000}

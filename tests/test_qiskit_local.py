@@ -11,6 +11,7 @@ from qiskit.providers import JobStatus
 
 from qmio_hpc import JobFailedError, JobNotFoundError, QmioRuntimeService
 from qmio_hpc.backend import NotConnectedError
+from qmio_hpc.errors import ProgramError
 from qmio_hpc.service import UnknownBackendError
 from tests.conftest import BELL_QASM
 
@@ -21,6 +22,22 @@ def test_seed_api_with_block_returns_the_reply_dict(qmio_env):
     counts = result["results"]["c"]
     assert set(counts) <= {"00", "11"} and sum(counts.values()) == 100
     assert "execution_metrics" in result
+
+
+def test_cesga_qmio_013_call_shapes_work_unchanged(qmio_env):
+    """qmio 0.1.3's ``run(circuit, shots, repetition_period=None, optimization=0,
+    res_format="binary_count")``: positional, and every keyword; the reply dict comes back."""
+    from qmio_hpc.results import memory_of
+    with QmioRuntimeService().backend(name="qpu") as backend:
+        positional = backend.run(BELL_QASM, 200)
+        keywords = backend.run(circuit=BELL_QASM, shots=50, repetition_period=0.0005,
+                               optimization=1, res_format="raw")
+        with pytest.raises(ProgramError, match="program text"):
+            backend.run(BELL_QASM, "200")  # a second text is not a shot count
+    counts = positional["results"]["c"]
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 200
+    memory = memory_of(keywords, "raw")
+    assert len(memory) == 50 and set(memory) <= {"00", "11"}
 
 
 def test_seed_api_connect_disconnect_and_not_connected(qmio_env):

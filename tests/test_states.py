@@ -32,6 +32,7 @@ def test_the_table_has_every_slurm_state_and_nothing_else():
 
 @pytest.mark.parametrize("state", sorted(EXPECTED))
 def test_each_row(state, job):
+    job.set_state("running", "program 1 of 1")  # the step has said where it is
     assert resolve(SchedulerState("1", state), job).name == EXPECTED[state]
 
 
@@ -45,6 +46,16 @@ def test_preempted_that_will_requeue_is_queued(job):
 
 
 def test_running_is_validating_while_the_step_checks_the_program(job):
+    """Progress only moves forward: QUEUED, INITIALIZING until the step writes its first
+    progress note, VALIDATING, RUNNING (issue 10, item 3)."""
+    order = ["QUEUED", "INITIALIZING", "VALIDATING", "RUNNING"]
+    seen = [resolve(SchedulerState("1", "PENDING"), job).name,
+            resolve(SchedulerState("1", "RUNNING"), job).name]
+    job.set_state("validating")
+    seen.append(resolve(SchedulerState("1", "RUNNING"), job).name)
+    job.set_state("running", "program 1 of 2")
+    seen.append(resolve(SchedulerState("1", "RUNNING"), job).name)
+    assert seen == order
     job.set_state("validating")
     assert resolve(SchedulerState("1", "RUNNING"), job).name == "VALIDATING"
     job.set_state("running", "program 1 of 2")

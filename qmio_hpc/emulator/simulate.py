@@ -40,7 +40,9 @@ def load_circuit(program: str) -> QuantumCircuit:
     language = language_of(program)
     if language == "qasm3":
         from qiskit import qasm3  # noqa: PLC0415 - needs qiskit-qasm3-import
-        return qasm3.loads(program)
+
+        from ..programs import qasm3_for_qiskit  # noqa: PLC0415
+        return qasm3.loads(qasm3_for_qiskit(program))
     if language == "qasm2":
         return qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
     raise ValueError("the emulator runs OpenQASM 2 or 3 programs only (no OPENQASM header found)")
