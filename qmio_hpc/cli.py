@@ -21,7 +21,7 @@ from .config import Settings
 from .errors import JobFailedError, ProgramError, QmioError
 from .jobs import JobManager
 from .protocol import OPTIMIZATION_FLAGS, RESULTS_FORMATS, ExecutionOptions
-from .states import Status
+from .states import ALL_STATUSES, FINAL_STATUSES, Status
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -129,12 +129,14 @@ def _read_program(path: str) -> str:
 @click.option("--session", "session_id", metavar="ID",
               help="Queue the job into session ID ('qmio session start') instead of an "
                    "allocation of its own.")
+@click.option("-q", "--quiet", is_flag=True,
+              help="Print only the job id (for ID=$(qmio submit FILE -q)).")
 @click.pass_context
 @handle_errors
 def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_format: str,
            repetition_period: float | None, optimization: str | None, wait: bool,
            timeout: float | None, as_json: bool, executor: str | None, dry_run: bool,
-           session_id: str | None) -> None:
+           session_id: str | None, quiet: bool) -> None:
     """Submit OpenQASM program FILE(s) as one job ('-' reads standard input).
 
     All files go out together, as one job that holds the QPU once. The job id is printed at once;
@@ -147,6 +149,9 @@ def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_fo
     if session_id and (dry_run or executor):
         raise ProgramError("--session cannot go with --dry-run or --executor: the session's "
                            "allocation runs the job")
+    if quiet and (as_json or wait or dry_run):
+        raise ProgramError("-q prints the job id alone: it cannot go with --json, --wait or "
+                           "--dry-run")
     manager = _manager(ctx)
     programs = [{"name": Path(f).stem if f != "-" else "stdin", "program": _read_program(f)}
                 for f in files]
@@ -159,6 +164,9 @@ def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_fo
         return
     job_id = manager.submit(programs, options, session=session_id)
     where = f"session {session_id}" if session_id else f"{manager.executor} executor"
+    if quiet:
+        click.echo(job_id)
+        return
     if not as_json:
         click.echo(f"Submitted job {job_id} ({where}, {len(programs)} program(s), "
                    f"{options.shots} shots)")
@@ -276,33 +284,66 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("job_ids", nargs=-1, metavar="[ID...]")
+@click.option("--all", "show_all", is_flag=True, help="With no ID: every job, final ones too.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
-def status(ctx: click.Context, job_ids: tuple[str, ...], as_json: bool) -> None:
-    """Show the status of jobs ID... (all jobs in the store if none is given).
+def status(ctx: click.Context, job_ids: tuple[str, ...], show_all: bool, as_json: bool) -> None:
+    """Show the status of jobs ID...; with no ID, of the jobs that are not final yet (--all:
+    every job in the store; 'qmio jobs' lists the newest).
 
-    Statuses are Qiskit's: QUEUED, INITIALIZING, VALIDATING, RUNNING, DONE, CANCELLED, ERROR;
-    DETAIL gives the scheduler's reason or the error.
+    Statuses are Qiskit's, and move forward only: QUEUED, INITIALIZING, VALIDATING, RUNNING,
+    then DONE, CANCELLED or ERROR; DETAIL gives the scheduler's reason or the error.
     """
     manager = _manager(ctx)
     rows = _status_rows(manager, list(job_ids) or manager.job_ids())
+    if not job_ids and not show_all:
+        rows = [r for r in rows if r["status"] not in FINAL_STATUSES]
     if as_json:
         click.echo(json.dumps(rows))
+    elif not rows and not job_ids and not show_all:
+        click.echo("no jobs waiting or running ('qmio jobs' lists the newest)")
     else:
         _print_table(rows)
 
 
+def _since(text: str | None) -> float | None:
+    """``--since``: an ISO date or date and time (local time), as a Unix time."""
+    if text is None:
+        return None
+    from datetime import datetime  # noqa: PLC0415
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date: write it as 2026-11-22 or "
+                                 f"2026-11-22T14:30", param_hint="'--since'") from None
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--state", "states", multiple=True, metavar="STATUS",
+              type=click.Choice(ALL_STATUSES, case_sensitive=False),
+              help="Only jobs in this status (repeat for several).")
+@click.option("--since", metavar="DATE", help="Only jobs submitted since DATE (2026-11-22, or "
+              "2026-11-22T14:30; local time).")
+@click.option("--limit", "--last", "limit", type=click.IntRange(min=1), default=50,
+              show_default=True, help="Show at most the newest N jobs.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@click.option("--last", type=click.IntRange(min=1), default=50, show_default=True,
-              help="Show only the newest N jobs.")
 @click.pass_context
 @handle_errors
-def jobs(ctx: click.Context, as_json: bool, last: int) -> None:
-    """List the jobs in the store, oldest first, with their status."""
+def jobs(ctx: click.Context, states: tuple[str, ...], since: str | None, limit: int,
+         as_json: bool) -> None:
+    """List the jobs in the store, newest first, with their status."""
     manager = _manager(ctx)
-    rows = _status_rows(manager, manager.job_ids()[-last:])
+    after = _since(since)
+    ids = list(reversed(manager.job_ids()))
+    if after is not None:
+        ids = [job_id for job_id in ids if manager.submitted_at(job_id) >= after]
+    if not states:
+        ids = ids[:limit]
+    rows = _status_rows(manager, ids)
+    if states:
+        wanted = {state.upper() for state in states}
+        rows = [r for r in rows if r["status"] in wanted][:limit]
     if as_json:
         click.echo(json.dumps(rows))
     else:

@@ -313,7 +313,17 @@ class JobManager:
         return before
 
     def job_ids(self) -> list[str]:
+        """Every job's id, oldest first."""
         return [job_id for job_id, _ in self.store.ids()]
+
+    def submitted_at(self, job_id: str) -> float:
+        """When the job was submitted (Unix time; 0 if its spec does not say)."""
+        try:
+            spec = self.store.get(job_id).spec()
+        except QmioError:
+            return 0.0
+        stamp = spec.get("submitted")
+        return float(stamp) if isinstance(stamp, (int, float)) else 0.0
 
     def spec(self, job_id: str) -> dict[str, Any]:
         return self.store.get(job_id).spec()

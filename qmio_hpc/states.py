@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from .store import JobDir
 
 FINAL_STATUSES = frozenset({"CANCELLED", "DONE", "ERROR"})
+#: Every status a job can show, in the order a job moves through them (Qiskit's JobStatus names).
+ALL_STATUSES = ("QUEUED", "INITIALIZING", "VALIDATING", "RUNNING", "DONE", "CANCELLED", "ERROR")
 #: Scheduler states after which Slurm will not change its mind: no need to ask again.
 TERMINAL = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "BOOT_FAIL",
                       "OUT_OF_MEMORY", "DEADLINE", "REVOKED", "SPECIAL_EXIT", "PREEMPTED"})

@@ -61,8 +61,32 @@ def test_status_and_result_from_a_new_shell(qmio_env, bell):
     assert result["status"] == "DONE" and sum(counts.values()) == 500
     assert set(counts) <= {"00", "11"}
     assert result["results"][0]["reply"]["results"]["c"] == counts  # symmetric for Bell
-    table = run_qmio("status").stdout
+    table = run_qmio("status", "--all").stdout
     assert job_id in table and "DONE" in table
+    assert job_id not in run_qmio("status").stdout  # with no id: what is not final yet
+
+
+def test_jobs_lists_newest_first_and_filters_by_state_since_and_limit(qmio_env, bell):
+    """Issue 10, item 7: 'qmio jobs' newest first, with --state, --since and --limit; 'qmio
+    status' with no id shows only the jobs that are not final."""
+    done = [submit_json(str(bell), "--shots", "10", "--wait") for _ in range(3)]
+    out = run_qmio("--endpoint", "tcp://127.0.0.1:1", "submit", str(bell), "--json")
+    held = json.loads(out.stdout)["job_id"]  # nothing listens there: it ends ERROR
+    assert wait_status(held, {"ERROR", "DONE", "CANCELLED"}, timeout=30)["status"] == "ERROR"
+    rows = json.loads(run_qmio("jobs", "--json").stdout)
+    assert [r["job_id"] for r in rows] == [held, *reversed(done)]
+    only_done = json.loads(run_qmio("jobs", "--state", "done", "--json").stdout)
+    assert [r["job_id"] for r in only_done] == list(reversed(done))
+    assert [r["job_id"] for r in json.loads(run_qmio("jobs", "--limit", "2", "--json").stdout)] \
+        == [held, done[2]]
+    assert json.loads(run_qmio("jobs", "--since", "2999-01-01", "--json").stdout) == []
+    assert len(json.loads(run_qmio("jobs", "--since", "2000-01-01", "--json").stdout)) == 4
+    refused = run_qmio("jobs", "--since", "yesterday-ish")
+    assert refused.returncode == 2 and "--since" in refused.stderr and "Traceback" not in \
+        refused.stderr
+    assert json.loads(run_qmio("status", "--json").stdout) == []  # all four are final
+    assert run_qmio("status").stdout.startswith("no jobs waiting or running")
+    assert len(json.loads(run_qmio("status", "--all", "--json").stdout)) == 4
 
 
 def test_big_endian_wire_becomes_qiskit_order_in_the_cli(qmio_env, tmp_path):

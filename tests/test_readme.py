@@ -26,6 +26,21 @@ def user_env() -> dict[str, str]:
     return {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
 
 
+def test_readme_tour_runs_as_written(qmio_env):
+    """Issue 10, item 1: the tour, from the repository root, after the first set-up command
+    (which made .venv): every line runs, on files that exist."""
+    block = readme_block("tour")
+    assert block.startswith(". .venv/bin/activate")
+    out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=os.environ,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "bell: 2000 shots" in out.stdout
+    assert "ghz: 1000 shots" in out.stdout and "111" in out.stdout
+    assert "left as it is" in out.stdout
+    ids = JobManager().job_ids()
+    assert len(ids) == 2 and ids[1] in out.stdout
+
+
 def test_readme_session_tour_runs_as_written(qmio_env):
     block = readme_block("session-tour")
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=user_env(),

@@ -244,7 +244,7 @@ def test_status_of_200_jobs_is_one_squeue_and_at_most_one_sacct(slurm_env, tmp_p
         real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
         (shims / tool).write_text(f'#!/bin/sh\necho {tool} >> "{log}"\nexec {real} "$@"\n')
         (shims / tool).chmod(0o755)
-    out = run_qmio("status", "--json", env={"PATH": f"{shims}:{os.environ['PATH']}"})
+    out = run_qmio("status", "--all", "--json", env={"PATH": f"{shims}:{os.environ['PATH']}"})
     assert out.returncode == 0, out.stderr
     rows = {r["job_id"]: r for r in json.loads(out.stdout)}
     assert set(rows) == set(ids)
