@@ -227,7 +227,7 @@ API_CASES = {
     "backend.run: shots 0": (lambda m, b: b.run(_bell(), shots=0), QmioError),
     "backend.run: shots past the cap": (lambda m, b: b.run(_bell(), shots=MAX_SHOTS + 1),
                                         QmioError),
-    "backend.run: not a circuit": (lambda m, b: b.run("OPENQASM 2.0;"), ProgramError),
+    "backend.run: not a circuit": (lambda m, b: b.run(42), ProgramError),
     "backend.run: unknown option": (lambda m, b: b.run(_bell(), shotz=10), ProgramError),
     "backend.run: bad seed-API program": (lambda m, b: _seed_run(b, QASM2 + "foo q[0];\n"),
                                           ProgramError),
