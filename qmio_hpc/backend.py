@@ -162,7 +162,8 @@ class QmioBackend(BackendV2):
             return self._run_program(program, options.pop("shots", None), **options)
         if run_input is None:
             raise ProgramError("run() needs circuits (or program= for the seed API)")
-        circuits = [run_input] if isinstance(run_input, QuantumCircuit) else list(run_input)
+        circuits = ([run_input] if isinstance(run_input, QuantumCircuit)
+                    else list(run_input) if isinstance(run_input, (list, tuple)) else [])
         if not circuits or not all(isinstance(c, QuantumCircuit) for c in circuits):
             raise ProgramError("run() takes a QuantumCircuit or a non-empty list of them")
         unknown = sorted(set(options) - set(self.options.__dict__))
