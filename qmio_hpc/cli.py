@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,6 +60,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except QmioError as exc:
             _fail(str(exc), exc.exit_code)
+        except BrokenPipeError:  # 'qmio jobs | head': the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
         except KeyboardInterrupt:
@@ -87,7 +91,13 @@ def cli(ctx: click.Context, store: str | None, endpoint: str | None, executor: s
     qmio submit bell.qasm --wait     run a program and print its counts
     qmio status [ID...]              where jobs are (QUEUED, RUNNING, DONE, ...)
     qmio result ID                   counts of a finished job
-    qmio config                      effective settings and where each came from
+    qmio jobs                        the newest jobs, with their status
+    qmio session start               hold the QPU for many jobs
+    qmio config                      effective settings, where each came from, what it does
+
+    \b
+    Shell completion (bash; zsh and fish alike, with zsh_source or fish_source):
+      eval "$(_QMIO_COMPLETE=bash_source qmio)"     in ~/.bashrc
     """
     ctx.ensure_object(dict)
     ctx.obj["overrides"] = {"store": store, "endpoint": endpoint, "executor": executor}
@@ -536,13 +546,18 @@ def emulator(ctx: click.Context, bind: str | None, time_model: bool, seed: int |
 @click.pass_context
 @handle_errors
 def config(ctx: click.Context, as_json: bool) -> None:
-    """Print the effective settings and where each came from.
+    """Print the effective settings, where each came from, and what each does.
 
     Layers, later wins: defaults < /etc/qmio/config.toml < ~/.config/qmio/config.toml <
-    QMIO_* environment variables (and ZMQ_SERVER) < command-line options.
+    QMIO_* environment variables (and ZMQ_SERVER) < command-line options. In a config file a
+    setting is written as in this list (dotted names as TOML tables or dotted keys); as an
+    environment variable, QMIO_ and its name in capitals with dots as underscores
+    (session.idle_timeout: QMIO_SESSION_IDLE_TIMEOUT).
     """
+    from .config import FIELDS_BY_NAME  # noqa: PLC0415
     manager = _manager(ctx)
-    rows = [{"name": n, "value": v, "origin": o} for n, v, o in manager.settings.items()]
+    rows = [{"name": n, "value": v, "origin": o, "help": FIELDS_BY_NAME[n].help}
+            for n, v, o in manager.settings.items()]
     executor = manager.executor
     if as_json:
         click.echo(json.dumps({"settings": rows, "executor": executor}))
@@ -550,6 +565,7 @@ def config(ctx: click.Context, as_json: bool) -> None:
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         click.echo(f"{r['name']:<{width}}  {json.dumps(r['value']):<40}  ({r['origin']})")
+        click.echo(f"{'':<{width}}    {r['help']}")
     click.echo(f"\nexecutor in use: {manager.scheduler().describe()}")
     click.echo(f"endpoint in use: {manager.settings.resolved_endpoint}")
 

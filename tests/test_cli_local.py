@@ -512,3 +512,32 @@ def test_four_shells_submitting_while_status_loops_all_end_done(qmio_env, tmp_pa
         out = run_qmio("result", job_id, "--json")
         assert json.loads(out.stdout)["results"][0]["counts"] == expected, job_id
     assert not failures, failures[:2]
+
+
+def test_config_shows_each_settings_help_and_completion_works(qmio_env):
+    """Issue 10, item 8: 'qmio config' says what each setting does; the shell completion that
+    'qmio --help' documents really completes (click's protocol, as bash calls it)."""
+    from qmio_hpc.config import FIELDS
+    out = run_qmio("config")
+    assert out.returncode == 0, out.stderr
+    for field in FIELDS:
+        assert field.help in out.stdout, field.name
+    rows = json.loads(run_qmio("config", "--json").stdout)["settings"]
+    assert all(row["help"] for row in rows)
+    assert "_QMIO_COMPLETE=bash_source" in run_qmio("--help").stdout
+    qmio = str(Path(sys.executable).parent / "qmio")
+    script = subprocess.run([qmio], env={**os.environ, "_QMIO_COMPLETE": "bash_source"},
+                            capture_output=True, text=True, timeout=60)
+    assert "complete " in script.stdout and "_qmio_completion" in script.stdout
+    words = subprocess.run([qmio], capture_output=True, text=True, timeout=60, env={
+        **os.environ, "_QMIO_COMPLETE": "bash_complete", "COMP_WORDS": "qmio sub",
+        "COMP_CWORD": "1"})
+    assert "plain,submit" in words.stdout.split(), words.stdout
+
+
+def test_a_reader_that_stops_early_is_no_error(qmio_env):
+    """'qmio config | head -1': no 'Broken pipe' error, exit 0."""
+    out = subprocess.run(f"{sys.executable} -m qmio_hpc config | head -1", shell=True,
+                         capture_output=True, text=True, timeout=60,
+                         executable="/bin/bash", env={**os.environ, "SHELLOPTS": ""})
+    assert out.stdout.startswith("store") and out.stderr == "", out.stderr
