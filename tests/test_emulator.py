@@ -186,3 +186,22 @@ def test_noisy_mode_is_a_fake_qmio(emulator_factory):
     assert sum(counts.values()) == 4000
     assert 2000 < ideal < 3990  # noise, but still a GHZ state
     assert len(counts) > 2
+
+
+def test_the_log_has_one_line_per_request_naming_program_shots_and_time(emulator):
+    """Issue 10, item 9: one line a request (the program's digest, language, shots, seconds),
+    never Qiskit's transpiler chatter, and a refused program says why on the same line."""
+    import hashlib
+    ask(emulator.endpoint, ("program", BELL_QASM, config(shots=123)))
+    ask(emulator.endpoint, ("program", "OPENQASM 2.0;\nfrob q;", config(shots=5)))
+    ask(emulator.endpoint, ("version",))
+    time.sleep(0.2)  # the log line is written after the reply is sent
+    emulator.log.seek(0)
+    lines = [line for line in emulator.log.read().decode().splitlines() if line.strip()]
+    digest = hashlib.sha256(BELL_QASM.encode()).hexdigest()[:12]
+    bell = [line for line in lines if digest in line]
+    assert len(bell) == 1 and "qasm2, 123 shots" in bell[0] and " s" in bell[0], lines
+    bad = [line for line in lines if "5 shots" in line]
+    assert len(bad) == 1 and "->" in bad[0] and "frob" in bad[0], lines
+    assert any(line.endswith(" s") and "version request" in line for line in lines), lines
+    assert not any("qiskit" in line.lower() and "pass" in line.lower() for line in lines), lines

@@ -7,6 +7,8 @@ exit after a time without requests so that an emulator started on demand does no
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import signal
 import threading
@@ -17,6 +19,7 @@ from typing import Any, Callable
 import zmq
 
 from .. import wire
+from ..protocol import language_of
 from ..channel import CurveGate
 from .handler import bounded_repr
 
@@ -98,7 +101,29 @@ class EmulatorServer:
             return {"Exception": bounded_repr(ValueError(f"unreadable request: {exc}"))}
         started = time.monotonic()
         reply = self.handler(message)
-        kind = message[0] if isinstance(message, tuple) and message else type(message).__name__
-        log.info("%s request answered in %.3f s%s", str(kind)[:20], time.monotonic() - started,
-                 " (Exception)" if isinstance(reply, dict) and "Exception" in reply else "")
+        failed = isinstance(reply, dict) and "Exception" in reply
+        log.info("%s: %.3f s%s", describe(message), time.monotonic() - started,
+                 f" -> {str(reply['Exception'])[:120]}" if failed else "")
         return reply
+
+
+def describe(message: Any) -> str:
+    """One line for the log: which request, and for a program its text's digest (to match
+    with a job's spec), its language and its shots. Never the request itself, which is long."""
+    if not isinstance(message, tuple) or not message:
+        return f"{type(message).__name__} request"
+    if message[0] == "program" and len(message) >= 3:
+        program, config = message[1], message[2]
+    elif len(message) == 2 and isinstance(message[0], str) and message[0] not in ("version",):
+        program, config = message  # the pre-0.3 form: (program, config)
+    else:
+        return f"{str(message[0])[:20]} request"
+    if not isinstance(program, str):
+        return "program request (not text)"
+    digest = hashlib.sha256(program.encode()).hexdigest()[:12]
+    language = language_of(program) or "not OpenQASM"
+    try:
+        shots = json.loads(config)["$data"]["repeats"]
+    except Exception:  # noqa: BLE001 - a bad config is the handler's to refuse
+        shots = "?"
+    return f"program {digest} ({language}, {shots} shots)"
