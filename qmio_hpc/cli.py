@@ -231,13 +231,23 @@ def _result_payload(manager: JobManager, job_id: str) -> dict[str, Any]:
             "results": out}
 
 
-def _print_result(manager: JobManager, job_id: str, status: Status, as_json: bool) -> None:
+def _print_result(manager: JobManager, job_id: str, status: Status, as_json: bool,
+                  top: int = 16, plot: Path | None = None) -> None:
+    """The counts as a histogram per program (``top`` outcomes, the rest summed), or JSON;
+    with ``plot``, also a picture of them all."""
+    from .histogram import bar_lines, write_picture  # noqa: PLC0415
     if status.name != "DONE":
         if as_json:
             click.echo(json.dumps({"job_id": job_id, "status": status.name,
                                    "detail": status.detail}))
         raise manager.failure(job_id, status)
     payload = _result_payload(manager, job_id)
+    if plot is not None:
+        drawn = [(e["name"], e["counts"]) for e in payload["results"] if e["counts"]]
+        if not drawn:
+            raise ProgramError(f"job {job_id} has no counts to draw (results format "
+                               f"{payload['results_format']})")
+        write_picture(plot, drawn, f"job {job_id}")
     if as_json:
         click.echo(json.dumps(payload))
         return
@@ -248,9 +258,10 @@ def _print_result(manager: JobManager, job_id: str, status: Status, as_json: boo
                        f"{json.dumps(entry['reply']['results'])} (c[0] leftmost)")
             continue
         click.echo(f"{entry['name']}: {entry['shots']} shots (bit order: c[0] rightmost)")
-        width = max((len(k) for k in counts), default=0)
-        for bits, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            click.echo(f"  {bits:<{width}}  {count}")
+        for line in bar_lines(counts, top):
+            click.echo(line)
+    if plot is not None:
+        click.echo(f"histogram written to {plot}")
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -258,19 +269,25 @@ def _print_result(manager: JobManager, job_id: str, status: Status, as_json: boo
 @click.option("--wait", is_flag=True, help="Wait for the job to finish first.")
 @click.option("--timeout", type=FiniteFloat(min=0), metavar="SECONDS",
               help="With --wait: give up after this long.")
+@click.option("--top", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Show the N most frequent outcomes; the rest are summed on one line.")
+@click.option("--plot", metavar="FILE", help="Also write a histogram picture (.png, .svg or "
+              ".pdf; several programs side by side). Needs pip install 'qmio-hpc[plot]'.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 @handle_errors
-def result(ctx: click.Context, job_id: str, wait: bool, timeout: float | None,
-           as_json: bool) -> None:
-    """Print the counts of job ID (Qiskit's bit order: c[0] rightmost)."""
+def result(ctx: click.Context, job_id: str, wait: bool, timeout: float | None, top: int,
+           plot: str | None, as_json: bool) -> None:
+    """Print the counts of job ID as a histogram (Qiskit's bit order: c[0] rightmost)."""
+    from .histogram import check_picture_path  # noqa: PLC0415
+    picture = check_picture_path(plot) if plot else None
     manager = _manager(ctx)
     status = (manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
               if wait else manager.status(job_id))
     if not status.final:
         raise JobFailedError(f"job {job_id} is {status.name} ({status.detail}); no result yet "
                              f"(use --wait)")
-    _print_result(manager, job_id, status, as_json)
+    _print_result(manager, job_id, status, as_json, top, picture)
 
 
 # -- status, jobs, cancel ------------------------------------------------------------------------

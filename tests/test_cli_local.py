@@ -541,3 +541,45 @@ def test_a_reader_that_stops_early_is_no_error(qmio_env):
                          capture_output=True, text=True, timeout=60,
                          executable="/bin/bash", env={**os.environ, "SHELLOPTS": ""})
     assert out.stdout.startswith("store") and out.stderr == "", out.stderr
+
+
+def test_result_is_a_histogram_and_plot_writes_a_picture(qmio_env, tmp_path):
+    """Issue 10, item 5: bars most frequent first, scaled, the rest summed past --top; --plot
+    writes a picture of every program's counts with Qiskit's plot_histogram."""
+    from tests.conftest import REPO
+    job_id = submit_json(str(REPO / "examples" / "bell.qasm"), str(REPO / "examples" / "ghz.qasm"),
+                         "--shots", "400", "--wait")
+    out = run_qmio("result", job_id)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    bell = lines[1:3]
+    counts = [int(line.split()[1]) for line in bell]
+    bars = [len(line.split()[2]) for line in bell]
+    assert counts == sorted(counts, reverse=True) and sum(counts) == 400
+    assert bars[0] >= bars[1] >= 1 and abs(bars[1] / bars[0] - counts[1] / counts[0]) < 0.05
+    percents = [float(line.split()[3].rstrip("%")) for line in bell]
+    assert abs(sum(percents) - 100) < 0.2
+    top = run_qmio("result", job_id, "--top", "1").stdout
+    assert "1 more outcome(s)" in top and top.count("%") == 4  # 2 bars, 2 summed lines
+    picture = tmp_path / "h.png"
+    drawn = run_qmio("result", job_id, "--plot", str(picture))
+    assert drawn.returncode == 0, drawn.stderr
+    data = picture.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    import matplotlib.image
+    height, width, _ = matplotlib.image.imread(picture).shape
+    assert width > 500 and height > 300
+    wrong = run_qmio("result", job_id, "--plot", str(tmp_path / "h.txt"))
+    assert wrong.returncode == 2 and ".png" in wrong.stderr
+
+
+def test_plot_without_matplotlib_names_the_extra(qmio_env, tmp_path):
+    """Stand-in for a machine without matplotlib (a mock, named as such: a package on
+    PYTHONPATH that refuses to import, as a missing one does)."""
+    shim = tmp_path / "shim" / "matplotlib"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('no matplotlib here')\n")
+    out = run_qmio("result", "L1", "--plot", str(tmp_path / "h.png"),
+                   env={"PYTHONPATH": str(shim.parent)})
+    assert out.returncode == 2 and "pip install 'qmio-hpc[plot]'" in out.stderr
+    assert "Traceback" not in out.stderr
