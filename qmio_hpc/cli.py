@@ -293,9 +293,34 @@ def result(ctx: click.Context, job_id: str, wait: bool, timeout: float | None, t
 # -- status, jobs, cancel ------------------------------------------------------------------------
 
 def _status_rows(manager: JobManager, ids: list[str]) -> list[dict[str, Any]]:
+    """One row a job; a QUEUED one also says where it stands in the QPU's queue (``queue``)."""
     statuses = manager.statuses(ids)
-    return [{"job_id": job_id, "status": s.name, "scheduler_state": s.scheduler_state,
-             "detail": s.detail} for job_id, s in statuses.items()]
+    places = manager.places(statuses)
+    rows = []
+    for job_id, s in statuses.items():
+        row = {"job_id": job_id, "status": s.name, "scheduler_state": s.scheduler_state,
+               "detail": s.detail}
+        place = places.get(job_id)
+        if place is not None:
+            row["queue"] = {**place, "expected_start": _iso(place["expected_start"])}
+            row["detail"] = f"{s.detail}; {_place_words(place)}"
+        rows.append(row)
+    return rows
+
+
+def _iso(stamp: float | None) -> str | None:
+    from datetime import datetime  # noqa: PLC0415
+    return datetime.fromtimestamp(stamp).isoformat(timespec="seconds") if stamp else None
+
+
+def _place_words(place: dict[str, Any]) -> str:
+    holding = place["holding"]
+    words = (f"place {place['place']} of {place['waiting']} waiting for the QPU "
+             f"({holding} job{'s' if holding != 1 else ''} or session{'s' if holding != 1 else ''}"
+             f" holding it")
+    if place["expected_start"]:
+        words += f"; expected to start {_iso(place['expected_start']).replace('T', ' ')}"
+    return words + ")"
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -332,6 +357,44 @@ def status(ctx: click.Context, job_ids: tuple[str, ...], show_all: bool, as_json
         click.echo("no jobs waiting or running ('qmio jobs' lists the newest)")
     else:
         _print_table(rows)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def queue(ctx: click.Context, as_json: bool) -> None:
+    """Show the QPU's queue: what holds the QPU and what waits for it, in the order expected.
+
+    Your allocations (jobs and sessions) are listed in full, with Slurm's expected start where
+    it has one; other users' are counted only. On the local executor: its own queue.
+    """
+    manager = _manager(ctx)
+    entries = manager.scheduler().queue()
+    rows = [{"place": None if e.holding else i, "id": e.alloc_id, "kind": e.kind,
+             "state": "HOLDING" if e.holding else "WAITING",
+             "expected_start": _iso(e.expected_start)}
+            for i, e in enumerate(entries, 1 - sum(x.holding for x in entries)) if e.mine]
+    others = [e for e in entries if not e.mine]
+    summary = {"holding": sum(e.holding for e in entries),
+               "waiting": sum(not e.holding for e in entries),
+               "sessions": sum(e.kind == "session" for e in entries),
+               "others_holding": sum(e.holding for e in others),
+               "others_waiting": sum(not e.holding for e in others)}
+    if as_json:
+        click.echo(json.dumps({"executor": manager.executor, **summary, "yours": rows}))
+        return
+    click.echo(f"QPU queue ({manager.scheduler().describe()}): {summary['holding']} holding, "
+               f"{summary['waiting']} waiting ({summary['sessions']} session(s) among them); "
+               f"other users: {summary['others_holding']} holding, {summary['others_waiting']} "
+               f"waiting")
+    if not rows:
+        click.echo("none of yours")
+        return
+    click.echo(f"{'PLACE':<6} {'ID':<10} {'KIND':<8} {'STATE':<8} EXPECTED START")
+    for r in rows:
+        click.echo(f"{r['place'] or '-':<6} {r['id']:<10} {r['kind']:<8} {r['state']:<8} "
+                   f"{(r['expected_start'] or '-').replace('T', ' ')}")
 
 
 def _since(text: str | None) -> float | None:

@@ -212,6 +212,39 @@ class JobManager:
         job.declare(status.name, status.detail)
         return status
 
+    def places(self, statuses: dict[str, Status]) -> dict[str, dict[str, Any]]:
+        """Where each QUEUED job stands in the QPU's queue: its place among the allocations
+        waiting (a job in a session that has not started: its session's place), how many wait
+        and hold the QPU, jobs and sessions, and the scheduler's expected start where it has
+        one. One queue query per executor involved, none when nothing is queued."""
+        allocs: dict[str, tuple[str, str]] = {}  # job id -> (executor, allocation id)
+        for job_id, status in statuses.items():
+            if status.name != "QUEUED":
+                continue
+            record = self.store.get(job_id).scheduler_record() or {}
+            if record.get("executor") == "session":
+                with contextlib.suppress(QmioError):
+                    record = self.store.get_session(str(record.get("session"))
+                                                    ).scheduler_record() or {}
+            if record.get("executor") in ("slurm", "local") and record.get("job_id"):
+                allocs[job_id] = (record["executor"], str(record["job_id"]))
+        out: dict[str, dict[str, Any]] = {}
+        for executor in {e for e, _ in allocs.values()}:
+            try:
+                queue = self.scheduler(executor).queue()
+            except SchedulerError:
+                continue  # the place is a nicety; the status stands without it
+            waiting = [e for e in queue if not e.holding]
+            summary = {"waiting": len(waiting), "holding": sum(e.holding for e in queue),
+                       "sessions": sum(e.kind == "session" for e in queue)}
+            where = {e.alloc_id: i for i, e in enumerate(waiting, 1)}
+            for job_id, (ex, alloc) in allocs.items():
+                if ex == executor and alloc in where:
+                    entry = waiting[where[alloc] - 1]
+                    out[job_id] = {"place": where[alloc], **summary,
+                                   "expected_start": entry.expected_start}
+        return out
+
     def status(self, job_id: str) -> Status:
         return self.statuses([job_id])[job_id]
 

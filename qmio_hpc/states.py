@@ -66,6 +66,19 @@ class SchedulerState:
 
 
 @dataclass(frozen=True)
+class QueueEntry:
+    """One allocation in the QPU's queue, as ``qmio queue`` and ``qmio status`` show it: whose it
+    is (another user's shows as a count only), whether it holds the QPU, and when the scheduler
+    expects it to start."""
+
+    alloc_id: str
+    mine: bool
+    holding: bool
+    kind: str = "job"  # or "session"
+    expected_start: float | None = None
+
+
+@dataclass(frozen=True)
 class Status:
     """The resolved status of a job: a JobStatus name and words that explain it."""
 

@@ -583,3 +583,21 @@ def test_plot_without_matplotlib_names_the_extra(qmio_env, tmp_path):
                    env={"PYTHONPATH": str(shim.parent)})
     assert out.returncode == 2 and "pip install 'qmio-hpc[plot]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_local_queue_is_in_view(qmio_env, emulator_factory, tmp_path):
+    """Issue 10, item 4, on the local executor: the same facts from its own queue."""
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    prog = tmp_path / "slow.qasm"
+    prog.write_text(SLOW_QASM)
+    first = submit_json(str(prog), "--shots", "1000", "--repetition-period", "0.002")
+    waiting = [submit_json(str(prog), "--shots", "10") for _ in range(2)]
+    wait_status(first, {"RUNNING"}, detail="program 1 of 1")
+    row = json.loads(run_qmio("status", waiting[1], "--json").stdout)[0]
+    assert row["status"] == "QUEUED" and row["queue"]["place"] == 2, row
+    assert row["queue"]["holding"] == 1 and "place 2 of 2 waiting for the QPU" in row["detail"]
+    out = json.loads(run_qmio("queue", "--json").stdout)
+    assert [r["id"] for r in out["yours"]] == [first, *waiting]
+    assert [r["state"] for r in out["yours"]] == ["HOLDING", "WAITING", "WAITING"]
+    for job_id in waiting:
+        assert wait_status(job_id, {"DONE"}, timeout=60)["status"] == "DONE"

@@ -379,3 +379,40 @@ def test_slurmctld_down_status_falls_back_to_the_job_directory_and_recovers(
                        capture_output=True, timeout=300)
     assert wait_for(running, {"DONE", "ERROR", "CANCELLED"}, 90)["status"] == "DONE"
     assert wait_for(waiting, {"DONE", "ERROR", "CANCELLED"}, 90)["status"] == "DONE"
+
+
+def test_a_queued_job_shows_its_place_and_expected_start_and_qmio_queue_lists_ours(
+        slurm_env, tmp_path, emulator_factory):
+    """Issue 10, item 4, on the real cluster: one job holds the QPU (3 s on the time-model
+    emulator, a time limit of 5 minutes), two wait. The last is 'place 2 of 2', with Slurm's
+    own expected start (what squeue --start says), in 'qmio status' and its JSON; 'qmio queue'
+    lists all three, holder first."""
+    emulator_factory("--time-model", port=int(slurm_env["QMIO_EMULATOR_PORT"]))
+    slow = write(tmp_path, "slow.qasm", SLOW_QASM)
+    env = {"QMIO_SLURM_TIME": "00:05:00"}
+    first = submit(slow, "--shots", "1000", "--repetition-period", "0.003", env=env)
+    wait_for(first, {"RUNNING"}, detail="program 1 of 1")
+    second = submit(slow, "--shots", "10", env=env)
+    third = submit(slow, "--shots", "10", env=env)
+    deadline = time.monotonic() + 30
+    while True:  # the backfill scheduler sets the expected start within a few seconds
+        row = status_of(third)
+        if row["status"] == "QUEUED" and row.get("queue", {}).get("expected_start"):
+            break
+        assert time.monotonic() < deadline, f"no expected start shown: {row}"
+        time.sleep(0.5)
+    assert row["queue"]["place"] == 2 and row["queue"]["waiting"] == 2
+    assert row["queue"]["holding"] == 1
+    assert "place 2 of 2 waiting for the QPU" in row["detail"]
+    start = subprocess.run(["squeue", "-h", "--start", "-j", third, "-o", "%S"],
+                           capture_output=True, text=True).stdout.strip()
+    assert row["queue"]["expected_start"] == start  # Slurm's own estimate, as squeue says it
+    table = run_qmio("status", third).stdout
+    assert "place 2 of 2" in table and "expected to start" in table
+    out = json.loads(run_qmio("queue", "--json").stdout)
+    assert [r["id"] for r in out["yours"]] == [first, second, third]
+    assert [r["place"] for r in out["yours"]] == [None, 1, 2]
+    assert out["holding"] == 1 and out["waiting"] == 2
+    assert "HOLDING" in run_qmio("queue").stdout
+    for job_id in (first, second, third):
+        wait_for(job_id, {"DONE"}, timeout=60)

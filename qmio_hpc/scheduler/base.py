@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..states import SchedulerState
+from ..states import QueueEntry, SchedulerState
 from ..store import JobDir, JobStore
 
 if TYPE_CHECKING:
@@ -63,6 +63,11 @@ class Scheduler(ABC):
     @abstractmethod
     def cancel(self, ids: Iterable[str]) -> None:
         """Ask the executor to end these allocations. The caller has already marked them."""
+
+    def queue(self) -> list[QueueEntry]:
+        """The QPU's queue: the allocations holding it, then those waiting, in the order they
+        are expected to get it. Empty where the executor cannot tell."""
+        return []
 
     def record_extra(self) -> dict[str, str]:
         """Extra fields for a job's ``scheduler.json``."""

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import SchedulerError
 from ..fifo import FifoQueue, pid_alive
-from ..states import SchedulerState
+from ..states import QueueEntry, SchedulerState
 from ..store import JobDir, read_json, validate_job_id, write_json_atomic
 from .base import Scheduler
 from .local_runner import queue_lock, wake
@@ -145,6 +145,18 @@ class LocalScheduler(Scheduler):
         if not owner:
             owner.append(self._ensure_owner())
         return SchedulerState(alloc_id, "PENDING", "Resources: waiting for the QPU")
+
+    def queue(self) -> list[QueueEntry]:
+        """The tickets, oldest first: the first one the owner runs holds the QPU. (A store is
+        one user's, so every entry is the user's own.)"""
+        entries = []
+        for ticket in FifoQueue(self.local_dir / "queue").entries():
+            alloc_id = ticket.name.rsplit("-", 1)[-1]
+            directory = self._directory(alloc_id)
+            info = (read_json(directory / "local.json") if directory else None) or {}
+            entries.append(QueueEntry(alloc_id, True, info.get("phase") == "running",
+                                      "session" if alloc_id.startswith("S") else "job"))
+        return sorted(entries, key=lambda e: not e.holding)  # stable: tickets stay in order
 
     def cancel(self, ids: Iterable[str]) -> None:
         """A queued allocation needs nothing more than its ``cancelled`` mark (the owner skips

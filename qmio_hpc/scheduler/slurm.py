@@ -10,18 +10,20 @@ cost one squeue call a second, not a thousand. The adapters fill in three hooks:
 
 from __future__ import annotations
 
+import getpass
 import logging
 import shutil
 import subprocess
 import sys
 import time
 from abc import abstractmethod
+from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..config import Settings
 from ..errors import SchedulerError
-from ..states import TERMINAL, SchedulerState, normalise_state
+from ..states import TERMINAL, QueueEntry, SchedulerState, normalise_state
 from ..store import JobDir, JobStore
 from .base import Scheduler
 from .script import render_batch_script
@@ -130,5 +132,51 @@ class SlurmScheduler(Scheduler):
             for job_id in ids:
                 self._cache.pop(job_id, None)
 
+    def queue(self) -> list[QueueEntry]:
+        """One squeue of the QPU partition (the command-line tool, whichever adapter: a read)."""
+        partition = str(self.settings.get("slurm.partition"))
+        try:
+            out = subprocess.run(["squeue", "-h", "-p", partition, "-t", "PD,CF,R,CG",
+                                  "-o", QUEUE_FORMAT], capture_output=True, text=True,
+                                 timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerError(f"squeue of partition {partition} failed: {exc}") from None
+        if out.returncode != 0:
+            raise SchedulerError(f"squeue failed: {' '.join(out.stderr.split())}")
+        return parse_queue(out.stdout, getpass.getuser())
+
     def describe(self) -> str:
         return f"slurm ({self.adapter}; partition {self.settings.get('slurm.partition')})"
+
+
+#: squeue fields for ``parse_queue``: id, user, state, start (expected, for a pending job),
+#: name, priority.
+QUEUE_FORMAT = "%i|%u|%T|%S|%j|%Q"
+
+
+def parse_queue(text: str, me: str) -> list[QueueEntry]:
+    """squeue's ``QUEUE_FORMAT`` lines -> the queue: holders first, then waiters by priority
+    (highest first) and, at equal priority, by id (submission order). Pure: tested without a
+    cluster."""
+    rows = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) != 6:
+            continue
+        job_id, user, state, start, name, priority = parts
+        holding = normalise_state(state) in ("RUNNING", "COMPLETING")
+        stamp = None if holding else _epoch(start)
+        entry = QueueEntry(job_id, user == me, holding,
+                           "session" if name.startswith("qmio-session") else "job", stamp)
+        order = (0 if holding else 1, -int(priority) if priority.isdigit() else 0,
+                 int(job_id) if job_id.isdigit() else 0)
+        rows.append((order, entry))
+    return [entry for _, entry in sorted(rows, key=lambda r: r[0])]
+
+
+def _epoch(text: str) -> float | None:
+    """A Slurm time (local, ISO) as a Unix time; None for "N/A", "Unknown", "None"."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None

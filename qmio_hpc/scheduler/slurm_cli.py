@@ -11,24 +11,16 @@ their exit code).
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime
 from typing import Sequence
 
 from ..errors import SchedulerError
 from ..states import TERMINAL, SchedulerState, normalise_state
 from ..store import JobDir
-from .slurm import SlurmScheduler
+from .slurm import SlurmScheduler, _epoch
 
 COMMAND_TIMEOUT = 30.0
 SQUEUE_FORMAT = "%i|%T|%r|%e"
 SACCT_FIELDS = "JobIDRaw,State,ExitCode,End,Reason"
-
-
-def _epoch(text: str) -> float | None:
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None  # "Unknown", "NONE", "None"
 
 
 class SlurmCLIScheduler(SlurmScheduler):
