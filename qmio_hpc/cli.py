@@ -397,6 +397,49 @@ def queue(ctx: click.Context, as_json: bool) -> None:
                    f"{(r['expected_start'] or '-').replace('T', ' ')}")
 
 
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.option("--since", metavar="DATE", help="From DATE (2026-11-01; local time). Default: "
+              "the last 30 days.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+@handle_errors
+def usage(ctx: click.Context, since: str | None, as_json: bool) -> None:
+    """QPU time you held and used, per day, jobs and sessions, with a total.
+
+    HELD is how long your allocations held the QPU (under Slurm: sacct's own figures); USED is
+    how long the QPU worked for them (from the job store: jobs' results, sessions' workers).
+    """
+    manager = _manager(ctx)
+    after = _since(since) if since else time.time() - 30 * 86400
+    rows = manager.usage(after)
+    days: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        day = days.setdefault(_iso(r["started"])[:10], {"jobs": 0, "sessions": 0, "held_seconds":
+                                                        0.0, "used_seconds": 0.0})
+        day["jobs" if r["kind"] == "job" else "sessions"] += 1
+        day["held_seconds"] += r["held_seconds"]
+        day["used_seconds"] += r["used_seconds"] or 0.0
+    total = {key: sum(d[key] for d in days.values())
+             for key in ("jobs", "sessions", "held_seconds", "used_seconds")}
+    if as_json:
+        click.echo(json.dumps({"since": _iso(after), "days": days, "total": total,
+                               "allocations": rows}))
+        return
+    click.echo(f"{'DAY':<11} {'JOBS':>5} {'SESSIONS':>8} {'HELD':>10} {'USED':>10}")
+    for day, d in sorted(days.items()):
+        click.echo(f"{day:<11} {d['jobs']:>5} {d['sessions']:>8} {_hms(d['held_seconds']):>10} "
+                   f"{_hms(d['used_seconds']):>10}")
+    click.echo(f"{'total':<11} {total['jobs']:>5} {total['sessions']:>8} "
+               f"{_hms(total['held_seconds']):>10} {_hms(total['used_seconds']):>10}")
+
+
+def _hms(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
 def _since(text: str | None) -> float | None:
     """``--since``: an ISO date or date and time (local time), as a Unix time."""
     if text is None:

@@ -245,6 +245,26 @@ class JobManager:
                                    "expected_start": entry.expected_start}
         return out
 
+    def usage(self, since: float) -> list[dict[str, Any]]:
+        """Per allocation since ``since``: the seconds it held the QPU (the executor's own
+        accounting: sacct under Slurm) and the seconds the QPU worked for it, from the job store
+        (a job's result says when its step started and finished; a session's worker counts its
+        busy seconds). An allocation of another store has no 'used' figure (None)."""
+        rows = []
+        for alloc in self.scheduler().history(since):
+            used: float | None = None
+            with contextlib.suppress(QmioError, OSError):
+                if alloc.kind == "session":
+                    used = float(self.store.get_session(alloc.alloc_id).worker_info()
+                                 .get("busy_seconds") or 0.0)
+                else:
+                    data = self.store.get(alloc.alloc_id).result() or {}
+                    began, ended = data.get("started"), data.get("finished")
+                    used = float(ended - began) if began and ended else 0.0
+            rows.append({"id": alloc.alloc_id, "kind": alloc.kind, "started": alloc.started,
+                         "held_seconds": alloc.held_seconds, "used_seconds": used})
+        return rows
+
     def status(self, job_id: str) -> Status:
         return self.statuses([job_id])[job_id]
 

@@ -79,6 +79,17 @@ class QueueEntry:
 
 
 @dataclass(frozen=True)
+class Allocation:
+    """One allocation that held (or holds) the QPU, for ``qmio usage``: when it started and
+    for how many seconds it has held the QPU so far."""
+
+    alloc_id: str
+    kind: str  # "job" or "session"
+    started: float
+    held_seconds: float
+
+
+@dataclass(frozen=True)
 class Status:
     """The resolved status of a job: a JobStatus name and words that explain it."""
 

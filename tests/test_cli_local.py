@@ -601,3 +601,16 @@ def test_the_local_queue_is_in_view(qmio_env, emulator_factory, tmp_path):
     assert [r["state"] for r in out["yours"]] == ["HOLDING", "WAITING", "WAITING"]
     for job_id in waiting:
         assert wait_status(job_id, {"DONE"}, timeout=60)["status"] == "DONE"
+
+
+def test_usage_on_the_local_executor_comes_from_the_store(qmio_env, bell):
+    ids = [submit_json(str(bell), "--shots", "20", "--wait") for _ in range(2)]
+    report = json.loads(run_qmio("usage", "--json").stdout)
+    rows = {r["id"]: r for r in report["allocations"]}
+    assert set(rows) == set(ids)
+    for job_id in ids:
+        assert 0 < rows[job_id]["used_seconds"] <= rows[job_id]["held_seconds"]
+    assert report["total"]["jobs"] == 2
+    assert report["total"]["held_seconds"] == sum(r["held_seconds"] for r in rows.values())
+    future = json.loads(run_qmio("usage", "--since", "2999-01-01", "--json").stdout)
+    assert future["allocations"] == [] and future["total"]["jobs"] == 0

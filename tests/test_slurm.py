@@ -416,3 +416,38 @@ def test_a_queued_job_shows_its_place_and_expected_start_and_qmio_queue_lists_ou
     assert "HOLDING" in run_qmio("queue").stdout
     for job_id in (first, second, third):
         wait_for(job_id, {"DONE"}, timeout=60)
+
+
+def test_usage_agrees_with_sacct(slurm_env, tmp_path):
+    """Issue 10, item 6: 'qmio usage' reports what sacct says each allocation held (jobs and a
+    session), and what the QPU worked for them, per day and in total."""
+    bell = write(tmp_path, "bell.qasm", BELL_QASM)
+    jobs = [submit(bell, "--shots", "50") for _ in range(2)]
+    for job_id in jobs:
+        wait_for(job_id, {"DONE"})
+    started = run_qmio("session", "start", "--idle-timeout", "2", "-q")
+    assert started.returncode == 0, started.stderr
+    sid = started.stdout.strip()
+    assert run_qmio("submit", bell, "--session", sid, "--wait").returncode == 0
+    deadline = time.monotonic() + 60
+    while squeue_state(sid) not in ("", "COMPLETED"):
+        assert time.monotonic() < deadline, "the session did not end by its idle timeout"
+        time.sleep(0.5)
+    ids = [*jobs, sid]
+    for job_id in ids:
+        sacct_row(job_id)  # sacct has caught up with every end
+    out = run_qmio("usage", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    ours = {r["id"]: r for r in report["allocations"] if r["id"] in ids}
+    assert set(ours) == set(ids)
+    sacct = {i: int(subprocess.run(["sacct", "-n", "-X", "-P", "-j", i, "-o", "ElapsedRaw"],
+                                   capture_output=True, text=True).stdout.split()[0])
+             for i in ids}
+    assert {i: ours[i]["held_seconds"] for i in ids} == sacct
+    assert ours[sid]["kind"] == "session" and ours[jobs[0]]["kind"] == "job"
+    for job_id in ids:
+        assert 0 < ours[job_id]["used_seconds"] <= ours[job_id]["held_seconds"] + 1
+    everything = report["allocations"]
+    assert report["total"]["held_seconds"] == sum(r["held_seconds"] for r in everything)
+    assert "total" in run_qmio("usage").stdout

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
-from ..states import QueueEntry, SchedulerState
+from ..states import Allocation, QueueEntry, SchedulerState
 from ..store import JobDir, JobStore
 
 if TYPE_CHECKING:
@@ -67,6 +67,10 @@ class Scheduler(ABC):
     def queue(self) -> list[QueueEntry]:
         """The QPU's queue: the allocations holding it, then those waiting, in the order they
         are expected to get it. Empty where the executor cannot tell."""
+        return []
+
+    def history(self, since: float) -> list[Allocation]:
+        """This user's allocations on the QPU that started since ``since`` (Unix time)."""
         return []
 
     def record_extra(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Sequence
 
 from ..errors import SchedulerError
 from ..fifo import FifoQueue, pid_alive
-from ..states import QueueEntry, SchedulerState
+from ..states import Allocation, QueueEntry, SchedulerState
 from ..store import JobDir, read_json, validate_job_id, write_json_atomic
 from .base import Scheduler
 from .local_runner import queue_lock, wake
@@ -157,6 +157,20 @@ class LocalScheduler(Scheduler):
             entries.append(QueueEntry(alloc_id, True, info.get("phase") == "running",
                                       "session" if alloc_id.startswith("S") else "job"))
         return sorted(entries, key=lambda e: not e.holding)  # stable: tickets stay in order
+
+    def history(self, since: float) -> list[Allocation]:
+        """From each allocation's ``local.json``: when it started, and until when it ran."""
+        out = []
+        for link in (self.local_dir / "alloc").iterdir():
+            directory = self._directory(link.name)
+            info = (read_json(directory / "local.json") if directory else None) or {}
+            started = info.get("started")
+            if not isinstance(started, (int, float)) or started < since:
+                continue
+            ended = info.get("ended") if info.get("phase") == "finished" else time.time()
+            out.append(Allocation(link.name, "session" if link.name.startswith("S") else "job",
+                                  started, max(0.0, float(ended or started) - started)))
+        return sorted(out, key=lambda a: a.started)
 
     def cancel(self, ids: Iterable[str]) -> None:
         """A queued allocation needs nothing more than its ``cancelled`` mark (the owner skips

@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 
 from ..config import Settings
 from ..errors import SchedulerError
-from ..states import TERMINAL, QueueEntry, SchedulerState, normalise_state
+from ..states import TERMINAL, Allocation, QueueEntry, SchedulerState, normalise_state
 from ..store import JobDir, JobStore
 from .base import Scheduler
 from .script import render_batch_script
@@ -145,8 +145,44 @@ class SlurmScheduler(Scheduler):
             raise SchedulerError(f"squeue failed: {' '.join(out.stderr.split())}")
         return parse_queue(out.stdout, getpass.getuser())
 
+    def history(self, since: float) -> list[Allocation]:
+        """One sacct of this user's allocations in the QPU partition (its own accounting: what
+        ``qmio usage`` reports is what sacct says)."""
+        partition = str(self.settings.get("slurm.partition"))
+        start = datetime.fromtimestamp(since).isoformat(timespec="seconds")
+        try:
+            out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", start, "-u", getpass.getuser(),
+                                  "-r", partition, "-o", HISTORY_FIELDS],
+                                 capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise SchedulerError(f"sacct failed: {exc}") from None
+        if out.returncode != 0:
+            raise SchedulerError(f"sacct failed: {' '.join(out.stderr.split())} (qmio usage "
+                                 f"needs Slurm's accounting)")
+        return parse_history(out.stdout)
+
     def describe(self) -> str:
         return f"slurm ({self.adapter}; partition {self.settings.get('slurm.partition')})"
+
+
+#: sacct fields for ``parse_history``.
+HISTORY_FIELDS = "JobIDRaw,JobName,Start,ElapsedRaw"
+
+
+def parse_history(text: str) -> list[Allocation]:
+    """sacct's ``HISTORY_FIELDS`` lines -> allocations that started (pure)."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split("|")
+        if len(parts) != 4:
+            continue
+        job_id, name, start, elapsed = parts
+        started = _epoch(start)
+        if started is None or not elapsed.isdigit():
+            continue  # never started
+        out.append(Allocation(job_id, "session" if name.startswith("qmio-session") else "job",
+                              started, float(elapsed)))
+    return out
 
 
 #: squeue fields for ``parse_queue``: id, user, state, start (expected, for a pending job),
