@@ -157,6 +157,7 @@ class QmioBackend(BackendV2):
                 raise ProgramError("run() takes a program text (circuit=..., as in qmio 0.1.3) "
                                    "and its shots, or program=... and shots=...")
             shots = program if program is not None else options.pop("shots", None)
+            options.setdefault("optimization", 0)  # qmio 0.1.3's default: level 0, sent as such
             return self._run_program(text, shots, **options)
         if program is not None:
             return self._run_program(program, options.pop("shots", None), **options)

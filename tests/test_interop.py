@@ -259,3 +259,39 @@ def test_cesgas_own_readme_example_runs_with_only_its_import_changed(qmio_env):
     assert out.returncode == 0, out.stderr
     reply = ast.literal_eval(out.stdout.strip())
     assert reply["results"]["c"] == {"1" + "0" * 31: 1000}
+
+
+BUILDER_CASES = [(shots, period, opt, fmt) for shots in (1, 1000, 8192) for period in (None, 0.0005)
+                 for opt in (0, 1, 2)
+                 for fmt in ("binary_count", "raw", "binary", "squash_binary_result_arrays")]
+
+
+def test_our_compiler_config_is_qmio_013s_own_for_every_option(qmio_env):
+    """The compiler config we send is what CESGA's client builds (its own _config_build, run in
+    its own venv, not a copy), for every shots / repetition period / optimisation / format."""
+    from qmio_hpc import QmioRuntimeService
+    from qmio_hpc.protocol import build_compiler_config
+    code = ("import json, sys\nfrom qmio.backends import _config_build\n"
+            "cases = json.loads(sys.stdin.read())\n"
+            "print(json.dumps([_config_build(s, repetition_period=p, optimization=o, "
+            "res_format=f) for s, p, o, f in cases] + [_config_build(100)]))\n")
+    env = {**os.environ, "ZMQ_SERVER": "tcp://127.0.0.1:1"}  # its import reads it; unused
+    out = subprocess.run([str(venv_python("qmio")), "-c", code], input=json.dumps(BUILDER_CASES),
+                         capture_output=True, text=True, timeout=120, cwd=VENVS, env=env)
+    assert out.returncode == 0, out.stderr
+    *theirs, their_default = json.loads(out.stdout)
+    assert len(theirs) == len(BUILDER_CASES) == 72
+    for case, their in zip(BUILDER_CASES, theirs):
+        shots, period, opt, fmt = case
+        ours = build_compiler_config(ExecutionOptions(shots=shots, repetition_period=period,
+                                                      optimization=opt, res_format=fmt))
+        assert json.loads(ours) == json.loads(their), case
+    # and what backend.run(circuit=..., shots=100) sends, its defaults left alone: the job it
+    # ran (on the embedded default) holds the options the batch step sent
+    from qmio_hpc.jobs import JobManager
+    with QmioRuntimeService().backend(name="qpu") as backend:
+        backend.run(circuit=BELL_QASM, shots=100)
+    manager = JobManager()
+    options = manager.spec(manager.job_ids()[-1])["options"]
+    assert json.loads(build_compiler_config(ExecutionOptions(**options))) == \
+        json.loads(their_default)

@@ -148,3 +148,23 @@ def _bell() -> QuantumCircuit:
     qc.cx(0, 1)
     qc.measure([0, 1], [0, 1])
     return qc
+
+
+def test_cancel_of_a_queued_job_returns_true_and_it_ends_cancelled(qmio_env, emulator_factory):
+    """Issue 10, item 11: cancel() tested on a job that is really queued (behind one holding
+    the local QPU on the time-model emulator), not only on a finished one."""
+    from qmio_hpc.jobs import JobManager
+    from qmio_hpc.protocol import ExecutionOptions
+    emulator_factory("--time-model", port=int(qmio_env["QMIO_EMULATOR_PORT"]))
+    manager = JobManager()
+    holder = manager.submit([{"name": "slow", "program": BELL_QASM}],
+                            ExecutionOptions(shots=1000, repetition_period=0.002))
+    service = QmioRuntimeService()
+    job = service.backend().run(_bell(), shots=10, transpile=True)
+    assert job.status() is JobStatus.QUEUED
+    assert job.cancel() is True
+    assert job.status() is JobStatus.CANCELLED
+    manager.wait(holder, timeout=60)
+    assert service.job(job.job_id()).status() is JobStatus.CANCELLED  # and it stays so
+    with pytest.raises(JobFailedError):
+        job.result(timeout=5)

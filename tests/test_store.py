@@ -14,12 +14,19 @@ from qmio_hpc.store import (QUEUE_ENTRY, JobStore, placeholder, validate_job_id,
                              write_json_atomic)
 
 
+@pytest.fixture
+def umask_022():
+    """A permissive umask, as many users have, restored after the test."""
+    before = os.umask(0o022)
+    yield
+    os.umask(before)
+
+
 def mode(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_directories_are_0700_and_files_0600(tmp_path):
-    os.umask(0o022)
+def test_directories_are_0700_and_files_0600(tmp_path, umask_022):
     store = JobStore(tmp_path / "store")
     job = store.create({"programs": []})
     store.link("L1", job)
