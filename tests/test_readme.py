@@ -41,6 +41,26 @@ def test_readme_tour_runs_as_written(qmio_env):
     assert len(ids) == 2 and ids[1] in out.stdout
 
 
+def test_every_python_block_in_the_readme_runs_as_written(qmio_env):
+    """Issue 10, item 1: the README's Python examples are whole programs that run (on the
+    embedded default, from the repository root) and print what their comments say."""
+    text = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(blocks) >= 3
+    outputs = []
+    for block in blocks:
+        out = subprocess.run([sys.executable, "-c", block], cwd=REPO, env=user_env(),
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"{block}\n{out.stderr}"
+        outputs.append(out.stdout)
+    first = outputs[0].splitlines()
+    counts = ast.literal_eval(first[-1].split("}")[0] + "}")
+    assert set(counts) <= {"00", "11"} and sum(counts.values()) == 1000
+    assert "{'1': 1000}" in outputs[1]
+    assert outputs[1].rstrip().endswith(("Closed", "In progress, not accepting new jobs"))
+    assert "'c':" in outputs[2]
+
+
 def test_readme_session_tour_runs_as_written(qmio_env):
     block = readme_block("session-tour")
     out = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=user_env(),
@@ -107,7 +127,7 @@ def test_the_readme_opens_with_two_commands_and_the_first_runs_the_main_job(qmio
     counts = {}
     for line in out.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 2 and parts[0] in ("00", "01", "10", "11") and parts[1].isdigit():
+        if len(parts) >= 2 and parts[0] in ("00", "01", "10", "11") and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     assert set(counts) == {"00", "11"} and sum(counts.values()) == 1000, out.stdout
     assert min(counts.values()) > 350, counts
