@@ -323,6 +323,8 @@ class Worker:
                     self.scan_due = scan and not self.hints
                     continue
             ready = dict(poller.poll(min(TICK, self.poll_interval) * 1000))
+            if not ready and self.published < self.last_activity:
+                self.publish()  # idle now: usage() and status() see the jobs just done
             self.handle({s for s in self.server.sockets if s in ready})
         self.syncer.flush()
         self.session.mark_closed(reason)

@@ -86,6 +86,10 @@ def test_a_session_serves_many_jobs_in_order_with_correct_counts(manager):
         jobs = [backend.run(x_circuit(bits), shots=20) for bits in patterns]
         results = [job.result(timeout=60) for job in jobs]
         assert session.status() == STATUS_ACCEPTING
+        # an open session's usage counts the jobs just done, once the worker is idle a moment
+        wait_until(lambda: session.usage()["busy_seconds"] > 0, 2,
+                   "usage() counting the jobs done while the session is open")
+        assert session.details()["last_job_completed"] is not None
         details = session.details()
     for bits, job, result in zip(patterns, jobs, results):
         assert job.job_id().startswith(session.session_id + ".")
