@@ -229,7 +229,9 @@ def test_time_limit_reached_is_error(slurm_env, tmp_path, emulator_factory):
 
 
 def test_status_of_200_jobs_is_one_squeue_and_at_most_one_sacct(slurm_env, tmp_path):
-    """Counted with a shim on PATH that logs each call and runs the real command."""
+    """Counted with a shim on PATH that logs each call and runs the real command: one squeue
+    of the 200 ids for their states, one of the QPU partition for the queued ones' places, at
+    most one sacct: a constant, not one a job."""
     manager = JobManager(Settings.load({"slurm.extra_directives": ["--hold"]}))
     programs = [{"name": "bell", "program": BELL_QASM}]
     ids = [manager.submit([dict(p) for p in programs], ExecutionOptions(shots=10))
@@ -242,7 +244,8 @@ def test_status_of_200_jobs_is_one_squeue_and_at_most_one_sacct(slurm_env, tmp_p
     log = tmp_path / "calls.log"
     for tool in ("squeue", "sacct", "scontrol", "sinfo"):
         real = subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip()
-        (shims / tool).write_text(f'#!/bin/sh\necho {tool} >> "{log}"\nexec {real} "$@"\n')
+        (shims / tool).write_text(f'#!/bin/sh\necho {tool} "$1$2$3$4" >> "{log}"\n'
+                                  f'exec {real} "$@"\n')
         (shims / tool).chmod(0o755)
     out = run_qmio("status", "--all", "--json", env={"PATH": f"{shims}:{os.environ['PATH']}"})
     assert out.returncode == 0, out.stderr
@@ -251,9 +254,13 @@ def test_status_of_200_jobs_is_one_squeue_and_at_most_one_sacct(slurm_env, tmp_p
     assert rows[ids[0]]["status"] == "DONE"
     assert all(rows[i]["status"] == "QUEUED" and "JobHeldUser" in rows[i]["detail"]
                for i in ids[1:])
-    calls = log.read_text().split() if log.exists() else []
-    assert calls.count("squeue") == 1, calls
-    assert calls.count("sacct") <= 1, calls
+    calls = log.read_text().splitlines() if log.exists() else []
+    tools = [call.split()[0] for call in calls]
+    assert tools.count("squeue") == 2, calls
+    assert sum(call.startswith("squeue -h-tall-j") for call in calls) == 1, calls  # states
+    assert sum(call.startswith("squeue -h-pqpu") for call in calls) == 1, calls  # places
+    assert tools.count("sacct") <= 1, calls
+    assert all("place" in rows[i]["detail"] for i in ids[1:])
     subprocess.run(["scancel", *ids], capture_output=True)
 
 
