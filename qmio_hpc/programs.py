@@ -4,8 +4,8 @@ Used by the submitting process (``JobManager.build_spec``: every door) and by th
 programs that arrive by other doors. The parsers are other people's, so what passes here is what
 they accept:
 
-* OpenQASM 2: Qiskit's ``qasm2`` (with the legacy ``qelib1.inc`` gates, as the QPU's compiler
-  reads them);
+* OpenQASM 2: what Qiskit's ``qasm2`` accepts (with the legacy ``qelib1.inc`` gates, as the
+  QPU's compiler reads them), judged by ``qasm2_check`` without importing Qiskit;
 * OpenQASM 3: the reference grammar (``openqasm3``, the parser Qiskit's importer builds on) for
   the syntax, then Qiskit's importer for what it can judge (undefined gates, wrong arities). A
   program with pulse-level calibrations (``cal``, ``defcal``) or ``extern`` is checked for its
@@ -13,8 +13,8 @@ they accept:
   program may ``include "qelib1.inc"``, as CESGA's own examples do: QAT's parser reads that
   file's gates, Qiskit's importer knows only ``stdgates.inc`` (``qasm3_for_qiskit``).
 
-Anything else is refused: every door sends OpenQASM text. Qiskit is imported only when a
-program needs checking (it takes about a second).
+Anything else is refused: every door sends OpenQASM text. Qiskit is imported only when an
+OpenQASM 3 program needs checking (it takes about a second).
 """
 
 from __future__ import annotations
@@ -94,10 +94,13 @@ def _syntax_error(exc: BaseException) -> str:
 
 
 def _check_qasm2(name: str, program: str) -> None:
-    from qiskit import qasm2  # noqa: PLC0415 - a second's import, only when needed
+    """Qiskit's verdict without Qiskit's import: ``check_qasm2`` is held to ``qasm2.loads`` by a
+    differential test (tests/test_qasm2_check.py)."""
+    from .qasm2_check import QASM2Invalid, check_qasm2  # noqa: PLC0415
+
     try:
-        qasm2.loads(program, custom_instructions=qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
-    except qasm2.QASM2ParseError as exc:
+        check_qasm2(program)
+    except QASM2Invalid as exc:
         raise ProgramError(f"program {name} is not valid OpenQASM 2: {one_line(exc)}") from None
 
 
