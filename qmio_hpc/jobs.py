@@ -304,9 +304,13 @@ class JobManager:
                 if on_status is not None:
                     on_status(DONE)
                 return DONE
-            if now >= next_query or (now - last_query >= 0.1 and job.has_outcome()):
+            outcome = job.has_outcome()
+            if now >= next_query or (outcome and now - last_query >= 0.1):
                 status = self.status(job_id)
-                last_query = now
+                # The 0.1 s gate only spaces out queries while an outcome is being finished
+                # (result written, record not yet): a result that lands after a query that saw
+                # none is looked at on the next pass, not 0.1 s later.
+                last_query = now if outcome else -1.0
                 if on_status is not None:
                     on_status(status)
                 if status.final:
