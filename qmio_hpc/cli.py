@@ -29,11 +29,13 @@ Exit codes:
   0  success
   1  the job ended in ERROR or CANCELLED (4 or 2 when the endpoint or the program was why)
   2  bad input or usage
-  3  no such job
-  4  the QPU endpoint failed (unreachable, no answer, QPU error)
+  3  no such job or session
+  4  the QPU endpoint failed (unreachable, no answer, an answer that is not a result,
+     or the QPU refused)
   5  the scheduler (Slurm or the local executor) failed
   6  gave up waiting; the job itself goes on
-  7  the session takes no new jobs (closed, cancelled, ended, out of time)"""
+  7  the session takes no new jobs (closed, cancelled, ended, out of time)
+  130  interrupted (Ctrl-C)"""
 
 
 class FiniteFloat(click.FloatRange):
