@@ -56,6 +56,7 @@ class QmioBackend(BackendV2):
         self.options.set_validator("shots", (1, MAX_SHOTS))
         self.options.set_validator("memory", bool)
         self.options.set_validator("res_format", list(RESULTS_FORMATS))
+        self.options.update_options(shots=service.settings.shots)  # the 'shots' setting
 
     @classmethod
     def _default_options(cls) -> Options:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import click
 
 from .config import Settings
-from .errors import JobFailedError, ProgramError, QmioError
+from .errors import JobFailedError, ProgramError, QmioError, SchedulerError
 from .jobs import JobManager
 from .protocol import OPTIMIZATION_FLAGS, RESULTS_FORMATS, ExecutionOptions
 from .states import ALL_STATUSES, FINAL_STATUSES, Status
@@ -683,7 +683,10 @@ def config(ctx: click.Context, as_json: bool) -> None:
     manager = _manager(ctx)
     rows = [{"name": n, "value": v, "origin": o, "help": FIELDS_BY_NAME[n].help}
             for n, v, o in manager.settings.items()]
-    executor = manager.executor
+    try:  # the settings are shown even while Slurm does not answer
+        executor, described = manager.executor, manager.scheduler().describe()
+    except SchedulerError as exc:
+        executor = described = f"none ({exc})"
     if as_json:
         click.echo(json.dumps({"settings": rows, "executor": executor}))
         return
@@ -691,7 +694,7 @@ def config(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         click.echo(f"{r['name']:<{width}}  {json.dumps(r['value']):<40}  ({r['origin']})")
         click.echo(f"{'':<{width}}    {r['help']}")
-    click.echo(f"\nexecutor in use: {manager.scheduler().describe()}")
+    click.echo(f"\nexecutor in use: {described}")
     click.echo(f"endpoint in use: {manager.settings.resolved_endpoint}")
 
 

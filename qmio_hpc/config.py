@@ -14,6 +14,8 @@ TOML files use sections for dotted names: ``[slurm]`` / ``partition = "qpu"``.
 
 from __future__ import annotations
 
+import json
+
 import math
 import os
 import re
@@ -89,7 +91,9 @@ FIELDS: tuple[Field, ...] = (
     Field("slurm.reservation", str, "", "reservation to submit into"),
     Field("slurm.account", str, "", "account to charge"),
     Field("slurm.qos", str, "", "quality of service"),
-    Field("slurm.extra_directives", list, [], "extra '#SBATCH' options, e.g. ['--mem=4G']"),
+    Field("slurm.extra_directives", list, [],
+          "extra '#SBATCH' options, e.g. ['--mem=4G']; in the environment comma-separated, or a "
+          "JSON array when an option holds a comma"),
     Field("slurm.modules", list, [], "modules to load in the batch script"),
     Field("slurm.template_dir", str, "", "directory with site overrides of the sbatch templates"),
     Field("slurm.python", str, "", "python that runs the batch step ('' = this interpreter)"),
@@ -126,7 +130,9 @@ def _convert(field: Field, value: Any, origin: str) -> Any:
     """Coerce a raw value (TOML or environment text) to the field's type, or say what is wrong."""
     try:
         if field.kind is list:
-            if isinstance(value, str):
+            if isinstance(value, str) and value.lstrip().startswith("["):
+                value = json.loads(value)  # an item holding a comma: '["--mail-type=END,FAIL"]'
+            elif isinstance(value, str):
                 value = [part.strip() for part in value.split(",") if part.strip()]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError("expected a list of strings")

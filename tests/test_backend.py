@@ -37,6 +37,14 @@ def backend(service):
     return service.backend("qpu")
 
 
+def test_the_shots_setting_is_the_backends_default(qmio_env, monkeypatch):
+    monkeypatch.setenv("QMIO_SHOTS", "123")
+    backend = QmioRuntimeService().backend("qpu")
+    assert backend.options.shots == 123
+    counts = backend.run(transpile(ghz(2), backend)).result(timeout=60).get_counts()
+    assert sum(counts.values()) == 123 and set(counts) <= {"00", "11"}
+
+
 def test_backend_is_listed_with_a_32_qubit_calibrated_target(service, backend):
     assert [b.name for b in service.backends()] == ["qpu"]
     target = backend.target

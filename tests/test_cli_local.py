@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BELL_QASM, expected_counts, run_qmio
+from tests.conftest import BELL_QASM, REPO, expected_counts, run_qmio
 
 SLOW_QASM = ('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\ncreg c[1];\nx q[0];\n'
              'measure q[0] -> c[0];\n')
@@ -547,7 +547,6 @@ def test_a_reader_that_stops_early_is_no_error(qmio_env):
 def test_result_is_a_histogram_and_plot_writes_a_picture(qmio_env, tmp_path):
     """Issue 10, item 5: bars most frequent first, scaled, the rest summed past --top; --plot
     writes a picture of every program's counts with Qiskit's plot_histogram."""
-    from tests.conftest import REPO
     job_id = submit_json(str(REPO / "examples" / "bell.qasm"), str(REPO / "examples" / "ghz.qasm"),
                          "--shots", "400", "--wait")
     out = run_qmio("result", job_id)
@@ -615,3 +614,22 @@ def test_usage_on_the_local_executor_comes_from_the_store(qmio_env, bell):
     assert report["total"]["held_seconds"] == sum(r["held_seconds"] for r in rows.values())
     future = json.loads(run_qmio("usage", "--since", "2999-01-01", "--json").stdout)
     assert future["allocations"] == [] and future["total"]["jobs"] == 0
+
+
+def test_auto_does_not_fall_back_to_local_when_slurm_is_installed_but_down(qmio_env, tmp_path):
+    """MOCK (a fault not caused for real here: stopping slurmctld would stop every other test):
+    sbatch and scontrol on the PATH that fail like a dead controller. On a login node that means
+    'try later', not 'run on the login node'."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("sbatch", "scontrol"):
+        (fake / name).write_text("#!/bin/sh\necho 'slurm_load_ctl_conf error' >&2\nexit 1\n")
+        (fake / name).chmod(0o755)
+    env = {"QMIO_EXECUTOR": "auto", "PATH": f"{fake}:{os.environ['PATH']}"}
+    out = run_qmio("submit", str(REPO / "examples" / "bell.qasm"), env=env)
+    assert out.returncode == 5, out.stderr
+    assert "controller does not answer" in out.stderr and "--executor local" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert run_qmio("jobs", "--json", env=env).stdout.strip() == "[]"  # nothing submitted
+    shown = run_qmio("config", "--json", env=env)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["executor"].startswith("none (")

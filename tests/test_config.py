@@ -58,6 +58,15 @@ def test_types_are_converted_and_checked(tmp_path):
         load(tmp_path, env={"QMIO_EXECUTOR": "cloud"})
 
 
+def test_a_list_item_holding_a_comma_is_given_as_a_json_array(tmp_path):
+    s = load(tmp_path, env={"QMIO_SLURM_EXTRA_DIRECTIVES": '["--mail-type=END,FAIL", "--mem=4G"]'})
+    assert s.get("slurm.extra_directives") == ["--mail-type=END,FAIL", "--mem=4G"]
+    with pytest.raises(ConfigError, match="QMIO_SLURM_EXTRA_DIRECTIVES"):
+        load(tmp_path, env={"QMIO_SLURM_EXTRA_DIRECTIVES": '["--mem=4G"'})
+    with pytest.raises(ConfigError, match="QMIO_SLURM_EXTRA_DIRECTIVES.*list of strings"):
+        load(tmp_path, env={"QMIO_SLURM_EXTRA_DIRECTIVES": '[1, 2]'})
+
+
 def test_bad_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match="user.toml"):
         load(tmp_path, user="this is = = not toml")

@@ -39,7 +39,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: A site template for the real cluster: the job ends with the code the test writes to ``ctl``.
 CONTROLLED_TEMPLATE = """#!/bin/bash
 ${sbatch_directives}
-# qmio-hpc contract test: this job ends with the exit code the test writes to ctl.
+# qmio-hpc contract test: this job ends with the exit code the test writes to ctl,
+# instead of running ${command}
 for _ in $$(seq 1200); do
     if [ -s ${job_dir}/ctl ]; then exit "$$(cat ${job_dir}/ctl)"; fi
     sleep 0.1

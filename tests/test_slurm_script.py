@@ -251,7 +251,7 @@ def test_site_template_override(tmp_path: Path, job: JobDir) -> None:
     site.mkdir()
     (site / TEMPLATE_NAME).write_text(
         "#!/bin/bash\n${sbatch_directives}\n#SBATCH --comment=site\n"
-        "echo \"site $$HOME\"\nexec ${python} -m qmio_hpc.step ${job_dir}\n")
+        "echo \"site $$HOME\"\n${python} -c pass ${job_dir}\nexec ${command}\n")
     script = render_batch_script(load(tmp_path, {"slurm.template_dir": str(site)}), job,
                                  python="py")
     assert "#SBATCH --comment=site" in script
@@ -260,11 +260,21 @@ def test_site_template_override(tmp_path: Path, job: JobDir) -> None:
     assert "umask 077" not in script  # the built-in body is not used
 
 
-def test_site_dir_without_template_uses_builtin(tmp_path: Path, job: JobDir) -> None:
+def test_site_dir_without_template_is_refused(tmp_path: Path, job: JobDir) -> None:
     site = tmp_path / "site"
     site.mkdir()
-    script = render_batch_script(load(tmp_path, {"slurm.template_dir": str(site)}), job)
-    assert "umask 077" in script
+    with pytest.raises(ConfigError, match=f"holds no {TEMPLATE_NAME}.*unset the setting"):
+        render_batch_script(load(tmp_path, {"slurm.template_dir": str(site)}), job)
+
+
+def test_site_template_that_never_runs_the_command_is_refused(tmp_path: Path, job: JobDir) -> None:
+    """A template with its own fixed step command would run a session's worker as a job."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / TEMPLATE_NAME).write_text("#!/bin/bash\n${sbatch_directives}\n"
+                                      "exec ${python} -m qmio_hpc.step ${job_dir} # $$command\n")
+    with pytest.raises(ConfigError, match=r"never runs \$\{command\}"):
+        render_batch_script(load(tmp_path, {"slurm.template_dir": str(site)}), job)
 
 
 def test_site_template_unknown_placeholder(tmp_path: Path, job: JobDir) -> None:

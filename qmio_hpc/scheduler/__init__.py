@@ -33,8 +33,15 @@ def choose_executor(settings: Settings) -> str:
         return wanted
     if in_allocation(settings):
         return "local"
-    from .slurm import slurm_available  # noqa: PLC0415 - keeps the local path light
-    return "slurm" if slurm_available() else "local"
+    from .slurm import slurm_available, slurm_installed  # noqa: PLC0415 - keeps local light
+    if not slurm_installed():
+        return "local"
+    if slurm_available():
+        return "slurm"
+    # Not a silent fall-back: on a login node the user means the QPU, not this machine.
+    raise SchedulerError("Slurm is installed here but its controller does not answer "
+                         "('scontrol ping' fails); try again later, or choose --executor local "
+                         "to run on this machine")
 
 
 def get_scheduler(name: str, settings: Settings, store: JobStore | None = None) -> Scheduler:

@@ -58,8 +58,12 @@ def template_path(settings: Settings) -> Traversable:
             where = settings.origin("slurm.template_dir")
             raise ConfigError(f"setting 'slurm.template_dir' ({where}): {site_dir!r} is not a "
                               f"directory")
-        if (directory / TEMPLATE_NAME).is_file():
-            return directory / TEMPLATE_NAME
+        if not (directory / TEMPLATE_NAME).is_file():
+            where = settings.origin("slurm.template_dir")
+            raise ConfigError(f"setting 'slurm.template_dir' ({where}): {site_dir!r} holds no "
+                              f"{TEMPLATE_NAME}; put the site's template there, or unset the "
+                              f"setting to use the built-in one")
+        return directory / TEMPLATE_NAME
     return resources.files("qmio_hpc").joinpath("templates", TEMPLATE_NAME)
 
 
@@ -99,6 +103,10 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
         raise ConfigError(f"batch script template {path}: {exc} "
                           f"(write $$ for a literal $)") from None
     _check_layout(script, path)
+    if not re.search(r"(?<!\$)\$(\{command\}|command\b)", text):
+        # A template that runs its own fixed command would run a session's worker as a batch step.
+        raise ConfigError(f"batch script template {path} never runs ${{command}}: end it with "
+                          f"'exec ${{command}}' (jobs and sessions both need it)")
     return script
 
 

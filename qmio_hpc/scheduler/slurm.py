@@ -31,9 +31,14 @@ from .script import render_batch_script
 log = logging.getLogger(__name__)
 
 
+def slurm_installed() -> bool:
+    """sbatch and scontrol are on the PATH: this machine submits to a Slurm cluster."""
+    return shutil.which("sbatch") is not None and shutil.which("scontrol") is not None
+
+
 def slurm_available() -> bool:
     """sbatch is installed and slurmctld answers."""
-    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+    if not slurm_installed():
         return False
     try:
         return subprocess.run(["scontrol", "ping"], capture_output=True,
