@@ -14,15 +14,17 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from .config import Settings
 from .errors import JobFailedError, ProgramError, QmioError, SchedulerError
-from .jobs import JobManager
 from .protocol import OPTIMIZATION_FLAGS, RESULTS_FORMATS, ExecutionOptions
 from .states import ALL_STATUSES, FINAL_STATUSES, Status
+
+if TYPE_CHECKING:  # imported when a command runs: --help and completion stay light
+    from .config import Settings
+    from .jobs import JobManager
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -74,6 +76,8 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _manager(ctx: click.Context) -> JobManager:
     if "manager" not in ctx.obj:
+        from .config import Settings  # noqa: PLC0415
+        from .jobs import JobManager  # noqa: PLC0415
         ctx.obj["manager"] = JobManager(Settings.load(ctx.obj["overrides"]))
     return ctx.obj["manager"]
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .cli import EXIT_CODES_HELP, FiniteFloat, _manager, handle_errors
 from .errors import JobTimeoutError, ProgramError
-from .sessions import STATUS_CLOSED, STATUS_PENDING, SessionView
+
+if TYPE_CHECKING:  # the sessions module is imported by the commands that use it
+    from .sessions import SessionView
 
 
 @click.group(epilog=EXIT_CODES_HELP)
@@ -49,6 +51,8 @@ def _row(view: SessionView) -> dict[str, Any]:
 def start(ctx: click.Context, max_time: str | None, idle_timeout: str | None, batch: bool,
           wait: bool, timeout: float | None, as_json: bool, quiet: bool) -> None:
     """Start a session: an allocation that holds the QPU and serves jobs sent with --session."""
+    from .sessions import STATUS_PENDING  # noqa: PLC0415
+
     manager = _manager(ctx)
     sessions = manager.sessions
     session_id = sessions.start(mode="batch" if batch else "session", max_time=max_time,
@@ -80,6 +84,8 @@ def start(ctx: click.Context, max_time: str | None, idle_timeout: str | None, ba
 @handle_errors
 def status(ctx: click.Context, session_ids: tuple[str, ...], as_json: bool) -> None:
     """Show sessions ID... in full (every session not yet closed if none is given)."""
+    from .sessions import STATUS_CLOSED  # noqa: PLC0415
+
     sessions = _manager(ctx).sessions
     views = sessions.views(list(session_ids) or None)
     if not session_ids:
@@ -130,6 +136,8 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 @handle_errors
 def close(ctx: click.Context, session_ids: tuple[str, ...], close_all: bool) -> None:
     """Close sessions: no new jobs; queued jobs finish; then each releases the QPU."""
+    from .sessions import STATUS_CLOSED  # noqa: PLC0415
+
     sessions = _manager(ctx).sessions
     if bool(session_ids) == close_all:
         raise ProgramError("give session ids or --all (not both)")

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -168,10 +167,16 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
+        fh = path.open("rb")
+    except FileNotFoundError:  # the common case: no site or user file, and no tomllib import
         return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    import tomllib  # noqa: PLC0415
+
+    try:
+        with fh:
+            data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     flat = _flatten(data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
 import re
 import time
@@ -137,13 +136,15 @@ class JobManager:
             raise
 
     def _check(self, name: str, program: Any) -> None:
-        """``check_program``, once per program text in this store: the parsers need Qiskit,
-        whose import costs a second per submitting process, and a loop that submits the same
-        file again should not pay it each time. The marks (``checked/<sha256>``) are in the
+        """``check_program``, once per program text in this store: OpenQASM 3's parsers need
+        Qiskit, whose import costs a second per submitting process, and a loop that submits the
+        same file again should not pay it each time (nor re-check a long OpenQASM 2 program). The marks (``checked/<sha256>``) are in the
         user's own store, so nobody else can vouch for a program."""
         if not isinstance(program, str):
             check_program(name, program)  # raises: not a program
             return
+        import hashlib  # noqa: PLC0415 - only a submission needs it, not status
+
         mark = self.store.root / "checked" / hashlib.sha256(program.encode()).hexdigest()
         if mark.exists():
             return

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import io
 import re
 from pathlib import Path
@@ -40,6 +39,8 @@ _QELIB1_INCLUDE = re.compile(r'include\s+"qelib1\.inc"\s*;')
 def _qelib1_extra_gates() -> str:
     """The gates of Qiskit's ``qelib1.inc`` that ``stdgates.inc`` lacks (u0, u, sxdg, cu1, cu3,
     csx, rxx, rzz, rccx, ...), as OpenQASM 3 gate definitions: the two files ship with Qiskit."""
+    import importlib.util  # noqa: PLC0415 - OpenQASM 3 only
+
     spec = importlib.util.find_spec("qiskit")
     libs = Path(list(spec.submodule_search_locations or [])[0]) / "qasm" / "libs"
 

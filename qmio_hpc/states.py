@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from .store import JobDir
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .store import JobDir
 
 FINAL_STATUSES = frozenset({"CANCELLED", "DONE", "ERROR"})
 #: Every status a job can show, in the order a job moves through them (Qiskit's JobStatus names).

@@ -28,8 +28,6 @@ import itertools
 import json
 import os
 import re
-import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +47,14 @@ def validate_job_id(job_id: str) -> str:
 
 
 #: Temporary names: pid, a random tag (pids repeat across nodes) and a counter; O_EXCL guards.
-_TMP_TAG = secrets.token_hex(4)
+_TMP_TAG = os.urandom(4).hex()  # os.urandom: secrets costs an import
+
+
+def _rmtree(path: Path) -> None:
+    """``shutil.rmtree`` for the rare clean-up, imported then: every command imports the store."""
+    import shutil  # noqa: PLC0415
+
+    shutil.rmtree(path, ignore_errors=True)
 _tmp_numbers = itertools.count()
 
 
@@ -347,14 +352,14 @@ class SessionDir(JobDir):
         directory and a file after a few ms idle, 30 µs when busy; on Lustre, metadata server
         round trips), so a submitter makes the next job's directory while the worker runs the
         current job. None if it cannot be made (the next submission then makes its own)."""
-        path = self.path / "jobs" / f".spare-{os.getpid()}-{secrets.token_hex(4)}"
+        path = self.path / "jobs" / f".spare-{os.getpid()}-{os.urandom(4).hex()}"
         try:
             path.mkdir(mode=0o700)
             for name in ("spec.json", "result.json", QUEUE_ENTRY):
                 os.close(os.open(placeholder(path / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                                  0o600))
         except OSError:
-            shutil.rmtree(path, ignore_errors=True)
+            _rmtree(path)
             return None
         return path
 
@@ -363,7 +368,7 @@ class SessionDir(JobDir):
         with contextlib.suppress(FileNotFoundError):
             for name in os.listdir(self.path / "jobs"):
                 if name.startswith(".spare-"):
-                    shutil.rmtree(self.path / "jobs" / name, ignore_errors=True)
+                    _rmtree(self.path / "jobs" / name)
 
     def queue_entry(self, job_id: str) -> Path:
         """The queue entry of job ``job_id``, whether or not it is still there. Removing it is
@@ -405,7 +410,7 @@ class JobStore:
         self._ensure(kind)
         now = time.time()  # keys sort in creation order, to the microsecond
         key = (time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) +
-               f"-{int(now * 1e6) % 1_000_000:06d}-{secrets.token_hex(3)}")
+               f"-{int(now * 1e6) % 1_000_000:06d}-{os.urandom(3).hex()}")
         path = self.root / self.KINDS[kind][0] / key
         path.mkdir(mode=0o700)
         write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -12,6 +14,7 @@ from qmio_hpc.errors import JobNotFoundError
 from qmio_hpc.fifo import FifoQueue
 from qmio_hpc.store import (QUEUE_ENTRY, JobStore, placeholder, validate_job_id,
                              write_json_atomic)
+from tests.conftest import BELL_QASM
 
 
 @pytest.fixture
@@ -118,3 +121,35 @@ def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp
     assert not gone.exists()
     assert session.create_job(2, {"programs": []}, gone).spec()["programs"] == []
     assert [n for n in os.listdir(session.path / "jobs") if n.startswith(".")] == []
+
+
+# -- what a command imports (issue 9: the QPU's time goes to circuits, not to imports) ------------
+
+@pytest.mark.parametrize("module, never", [
+    # --help and shell completion: click and the option tables, not the job machinery
+    ("qmio_hpc.cli", {"qiskit", "zmq", "qmio_hpc.jobs", "qmio_hpc.store", "qmio_hpc.config",
+                      "qmio_hpc.sessions", "numpy"}),
+    # the batch step on the QPU node: the client and the store, no validation parsers
+    ("qmio_hpc.step", {"qiskit", "numpy", "openqasm3", "asyncio", "click"}),
+    # every command reads the store
+    ("qmio_hpc.store", {"qiskit", "zmq", "secrets", "shutil", "click"}),
+    ("qmio_hpc.jobs", {"qiskit", "numpy", "hashlib", "tomllib", "asyncio"}),
+])
+def test_light_modules_import_only_what_they_use(module, never):
+    code = (f"import sys, {module}\n"
+            f"print(sorted(m for m in {sorted(never)!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"importing {module} loads {out.stdout.strip()}"
+
+
+def test_submitting_an_openqasm2_file_imports_no_qiskit(qmio_env, tmp_path):
+    """The check runs in the submitting process, and for OpenQASM 2 it needs no Qiskit."""
+    code = ("import sys\nfrom qmio_hpc.cli import cli\n"
+            "cli.main(['submit', sys.argv[1]], prog_name='qmio', standalone_mode=False)\n"
+            "print('QISKIT' if 'qiskit' in sys.modules else 'NO QISKIT')\n")
+    program = tmp_path / "bell.qasm"
+    program.write_text(BELL_QASM)
+    out = subprocess.run([sys.executable, "-c", code, str(program)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout.strip().splitlines()[-1] == "NO QISKIT", out.stdout + out.stderr
+    assert "Submitted job" in out.stdout

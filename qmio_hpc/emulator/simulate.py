@@ -1,31 +1,42 @@
 """Really simulate a QASM program the way the QPU would answer it.
 
-Parse OpenQASM 2 or 3 with Qiskit, drop the qubits the program never touches (Qmio programs
-declare ``qreg q[32]`` and use a few), sample with Qiskit's BasicSimulator, and shape the shots
-into the reply the control server gives for the requested results format.
+Parse OpenQASM 2 or 3 with Qiskit and simulate only the qubits the program touches (Qmio
+programs declare ``qreg q[32]`` and use a few). A program the QPU accepts (gates, then
+measurements) gets its exact distribution from a small numpy statevector (``statevector``) and
+all its shots in one draw; anything else (reset, conditionals) runs on Qiskit's BasicSimulator,
+and the noisy mode on qiskit-aer. Either way the shots become, per register, rows of bits with a
+count each, and those are shaped into the reply the control server gives for the requested
+results format.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import random
+from collections import Counter
 from typing import Any
 
+import numpy as np
 from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.circuit import Barrier
 from qiskit.providers.basic_provider import BasicSimulator
 from qiskit.transpiler import PassManager, generate_preset_pass_manager
 
 from ..calibration import Calibration
-from ..protocol import ExecutionOptions, big_endian_to_qiskit, language_of
+from ..protocol import ExecutionOptions, language_of
+from .statevector import Unsupported, clbit_values, distribution, sample
 
-#: BasicSimulator's limit on qubits actually used.
+#: BasicSimulator's limit on qubits actually used (kept for the statevector too: 2**24 amplitudes).
 MAX_SIMULATED_QUBITS = 24
 #: Readout values of the ``raw`` format: about +1 for |0>, -1 for |1>, with this much noise.
 RAW_NOISE = 0.05
 
 _SIMULATOR = BasicSimulator()
+
+#: Per register (non-empty ones, in declaration order): one row per distinct outcome, one uint8
+#: column per bit in wire order (``c[0]`` first). The rows of all registers are aligned: row ``i``
+#: of each is the same joint outcome, seen ``counts[i]`` times.
+Rows = dict[str, np.ndarray]
 
 
 @functools.cache
@@ -84,9 +95,15 @@ def check_like_the_qpu(circuit: QuantumCircuit, num_qubits: int) -> None:
             raise ValueError("Verification failed: No mid-circuit measurements allowed.")
 
 
+def _check_measures_something(circuit: QuantumCircuit) -> None:
+    if not circuit.cregs or circuit.num_clbits == 0:
+        raise ValueError("the program measures nothing (no classical register)")
+
+
 def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
                   noise: Calibration | None = None) -> list[str]:
-    """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first).
+    """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first), from
+    the general simulators: the fallback of ``simulate``, and its noisy mode.
 
     With ``noise`` (a calibration), the circuit runs on qiskit-aer with that calibration's noise
     on the physical qubits it uses; otherwise on Qiskit's exact BasicSimulator.
@@ -95,8 +112,7 @@ def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
     if small.num_qubits > MAX_SIMULATED_QUBITS:
         raise ValueError(f"the program uses {small.num_qubits} qubits; the emulator simulates at "
                          f"most {MAX_SIMULATED_QUBITS}")
-    if not small.cregs or small.num_clbits == 0:
-        raise ValueError("the program measures nothing (no classical register)")
+    _check_measures_something(small)
     if noise is not None:
         from qiskit_aer import AerSimulator  # noqa: PLC0415
 
@@ -111,49 +127,69 @@ def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
     return result.get_memory()
 
 
-def per_register_shots(circuit: QuantumCircuit, memory: list[str]) -> dict[str, list[str]]:
-    """Split Qiskit memory strings into each register's big-endian (wire-order) bitstrings."""
-    names = [creg.name for creg in circuit.cregs if creg.size]
-    out: dict[str, list[str]] = {name: [] for name in names}
-    for shot in memory:
-        parts = shot.split(" ")[::-1]  # Qiskit puts the first register last
-        for name, bits in zip(names, parts):
-            out[name].append(big_endian_to_qiskit(bits))
-    return out
+def memory_rows(circuit: QuantumCircuit, memory: list[str]) -> tuple[Rows, np.ndarray]:
+    """Qiskit memory strings as ``Rows`` (one row per distinct string) and their counts."""
+    distinct = Counter(memory)
+    counts = np.fromiter(distinct.values(), dtype=np.int64, count=len(distinct))
+    parts = [shot.split(" ")[::-1] for shot in distinct]  # Qiskit puts the first register last
+    rows: Rows = {}
+    for i, creg in enumerate(circuit.cregs):  # empty registers too: Qiskit leaves them a part
+        if creg.size:
+            text = "".join(p[i][::-1] for p in parts)  # each part is c[0]-rightmost: reverse it
+            rows[creg.name] = (np.frombuffer(text.encode(), dtype=np.uint8) - 48).reshape(
+                len(parts), creg.size)
+    return rows, counts
 
 
-def _majority(values: list[str]) -> str:
-    """Each bit's majority over the shots, as QAT's ``binary`` formats report it."""
-    width = len(values[0]) if values else 0
-    return "".join("1" if sum(v[i] == "1" for v in values) * 2 > len(values) else "0"
-                   for i in range(width))
+def simulate(circuit: QuantumCircuit, shots: int, rng: np.random.Generator,
+             seed: int | None = None, noise: Calibration | None = None) -> tuple[Rows, np.ndarray]:
+    """``shots`` runs of ``circuit`` as ``Rows`` and counts: from the exact distribution where the
+    statevector can give it, else from the general simulators' per-shot memory."""
+    if noise is None:
+        try:
+            dist = distribution(circuit, MAX_SIMULATED_QUBITS)
+        except Unsupported:
+            pass
+        else:
+            _check_measures_something(circuit)
+            outcomes, counts = sample(dist.probabilities, shots, rng)
+            table = clbit_values(outcomes, dist.source)
+            return {creg.name: table[:, [circuit.find_bit(bit).index for bit in creg]]
+                    for creg in circuit.cregs if creg.size}, counts
+    return memory_rows(circuit, sample_memory(circuit, shots, seed, noise))
 
 
-def shape_results(shots: dict[str, list[str]], res_format: str,
-                  rng: random.Random) -> dict[str, Any]:
+def shape_results(rows: Rows, counts: np.ndarray, res_format: str,
+                  rng: np.random.Generator) -> dict[str, Any]:
     """The ``results`` part of the reply, per register, as qat-rpc 1.0 shapes it.
 
     * ``binary_count``: ``{bits: count}``, c[0] leftmost;
     * ``raw``: one list per bit (c[0] first) of one readout value per shot, about +1 for 0 and
-      -1 for 1; with a single shot the inner lists collapse to one value per bit;
+      -1 for 1; with a single shot the inner lists collapse to one value per bit. Shot ``j`` of
+      every register is the same shot, so a client can join registers back into per-shot memory;
     * ``binary``: one majority-vote int per bit; ``squash_binary_result_arrays``: those as a string.
     """
+    shots = int(counts.sum())
+    order = None
+    if res_format == "raw":  # one shuffled shot sequence, shared by all registers
+        order = np.repeat(np.arange(len(counts)), counts)[rng.permutation(shots)]
     out: dict[str, Any] = {}
-    for name, values in shots.items():
+    for name, bits in rows.items():
         if res_format == "binary_count":
-            counts: dict[str, int] = {}
-            for bits in values:
-                counts[bits] = counts.get(bits, 0) + 1
-            out[name] = counts
-        elif res_format == "raw":
-            width = len(values[0]) if values else 0
-            per_bit = [[(1.0 if bits[i] == "0" else -1.0) + rng.gauss(0.0, RAW_NOISE)
-                        for bits in values] for i in range(width)]
-            out[name] = [v[0] for v in per_bit] if len(values) == 1 else per_bit
-        elif res_format == "binary":
-            out[name] = [int(b) for b in _majority(values)]
+            text_bits = np.ascontiguousarray(bits + 48)  # ASCII "0"/"1": one row, one string
+            keys = text_bits.view(f"S{bits.shape[1]}").ravel().tolist()
+            tally: dict[str, int] = {}
+            for key, count in zip(keys, counts.tolist()):
+                text = key.decode()
+                tally[text] = tally.get(text, 0) + count
+            out[name] = tally
+        elif order is not None:
+            readout = 1.0 - 2.0 * bits[order].T + rng.normal(0.0, RAW_NOISE, (bits.shape[1], shots))
+            out[name] = readout[:, 0].tolist() if shots == 1 else readout.tolist()
         else:
-            out[name] = _majority(values)
+            majority = [2 * ones > shots for ones in (counts @ bits).tolist()]
+            out[name] = ([int(b) for b in majority] if res_format == "binary"
+                         else "".join("1" if b else "0" for b in majority))
     return out
 
 
@@ -162,14 +198,13 @@ def execute(program: str, options: ExecutionOptions, seed: int | None = None,
     """The full reply dict for a program: results per register and execution metrics."""
     circuit = load_circuit(program)
     check_like_the_qpu(circuit, num_qubits)
-    memory = sample_memory(circuit, options.shots, seed, noise)
-    shots = per_register_shots(circuit, memory)
-    results = shape_results(shots, options.res_format, random.Random(seed))
+    rng = np.random.default_rng(seed)
+    rows, counts = simulate(circuit, options.shots, rng, seed, noise)
     return {
-        "results": results,
+        "results": shape_results(rows, counts, options.res_format, rng),
         "execution_metrics": {
             "optimized_circuit": program,
-            "optimized_instruction_count": sum(1 for _ in circuit.data),
+            "optimized_instruction_count": len(circuit.data),
             "physical_qubit_indices": None,
         },
     }
