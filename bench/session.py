@@ -2,7 +2,8 @@
 real Slurm test cluster and a built-in emulator that this script starts and owns.
 
     scripts/slurm-cluster/start.sh && .venv/bin/python bench/session.py
-    (options: [--jobs N] [--separate M] [--pairs K] [--rounds R] [--cancel-jobs C])
+    (options: [--jobs N] [--separate M] [--pairs K] [--rounds R] [--cancel-jobs C]
+     [--parts 1,2,3] [--profile FILE])
 
 Defaults: N=200, M=20, K=200, R=4, C=50. Takes under a minute on an idle cluster.
 Three measurements, in one run; rounds and pairs alternate the two sides, and ratios are medians
@@ -21,7 +22,8 @@ of ratios measured side by side:
    + result) of the same program; overhead_i = session_i - raw_i (after 5 untimed warm-up pairs).
    Targets: median <= 2 ms, p99 <= 10 ms. Also where a session job's time goes, from wall-clock
    stamps here and the worker's stamps in the result file. ``--profile FILE`` also runs cProfile
-   on K more session jobs, client side.
+   on K more session jobs, client side. For the worker's side, set BENCH_WORKER_PYTHON to a
+   script that runs ``python -m cProfile -o FILE "$@"``: it becomes the sessions' interpreter.
 3. From ``scancel`` of a session's allocation until every client sees its jobs final: C jobs of
    ~0.2 s each (a second emulator of ours, with --time-model) are queued into a serving session,
    its allocation is scancelled, and a separate process (a fresh JobManager) and this one poll
@@ -137,7 +139,8 @@ class Bench:
         emulator whose options differ from its own)."""
         return {"store": self.store, "executor": "slurm", "slurm.qpu_hold": "gres",
                 "slurm.partition": "qpu", "endpoint": "emulator", "emulator_port": port,
-                "emulator_time_model": port in self.time_model_ports}
+                "emulator_time_model": port in self.time_model_ports,
+                **({"slurm.python": os.environ["BENCH_WORKER_PYTHON"]} if os.environ.get("BENCH_WORKER_PYTHON") else {})}
 
     def start_emulator(self, *extra: str) -> tuple[int, str]:
         """An emulator of our own on a free loopback port; whatever runs a job reuses it."""
@@ -490,6 +493,8 @@ def main() -> int:
     parser.add_argument("--profile", metavar="FILE",
                         help="also cProfile --pairs more session jobs on the client side (part 2)")
     parser.add_argument("--keep-store", action="store_true", help="keep the temporary job store")
+    parser.add_argument("--parts", default="1,2,3",
+                        help="which parts to run, e.g. '2' for the overhead pairs alone")
     args = parser.parse_args()
     if subprocess.run(["scontrol", "ping"], capture_output=True).returncode != 0:
         print("the Slurm test cluster is not running: scripts/slurm-cluster/start.sh",
@@ -509,42 +514,54 @@ def main() -> int:
         say(f"store {store}; emulator {address} (ours); Bell circuit, {SHOTS} shots, "
             f"checked programs; load average {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
         manager = bench.manager(port)
-        loop = loop_side_by_side(bench, manager, args.jobs, args.separate, args.rounds)
-        pairs = overhead_pairs(bench, manager, address, args.pairs, args.profile)
-        cancel = scancel_to_final(bench, args.cancel_jobs)
+        parts = {part.strip() for part in args.parts.split(",")}
+        loop = (loop_side_by_side(bench, manager, args.jobs, args.separate, args.rounds)
+                if "1" in parts else None)
+        pairs = (overhead_pairs(bench, manager, address, args.pairs, args.profile)
+                 if "2" in parts else None)
+        cancel = scancel_to_final(bench, args.cancel_jobs) if "3" in parts else None
     finally:
         bench.cleanup()
         if args.keep_store:
             say(f"store kept: {store}")
         else:
             shutil.rmtree(store, ignore_errors=True)
-    rows: list[tuple[str, str, str, bool]] = [
-        ("per job: separate / serving session", f"{loop['ratio']:.1f}x", f">= {TARGET_RATIO:g}x",
-         loop["ratio"] >= TARGET_RATIO),
-        (f"{loop['n']} circuits: separate / session incl. start",
-         f"{loop['ratio_with_start']:.1f}x",
-         f">= {TARGET_RATIO:g}x", loop["ratio_with_start"] >= TARGET_RATIO),
-        ("session overhead over raw ZMQ, median", f"{pairs['median_ms']:.2f} ms",
-         f"<= {TARGET_MEDIAN_MS:g} ms", pairs["median_ms"] <= TARGET_MEDIAN_MS),
-        ("session overhead over raw ZMQ, p99", f"{pairs['p99_ms']:.2f} ms",
-         f"<= {TARGET_P99_MS:g} ms", pairs["p99_ms"] <= TARGET_P99_MS),
-        ("scancel -> all jobs final, every client", f"{cancel['worst_s']:.2f} s",
-         f"<= {TARGET_CANCEL_S:g} s", cancel["worst_s"] <= TARGET_CANCEL_S
-         and not cancel["not_final"]),
-    ]
+    rows: list[tuple[str, str, str, bool]] = []
+    if loop is not None:
+        rows += [
+            ("per job: separate / serving session", f"{loop['ratio']:.1f}x",
+             f">= {TARGET_RATIO:g}x", loop["ratio"] >= TARGET_RATIO),
+            (f"{loop['n']} circuits: separate / session incl. start",
+             f"{loop['ratio_with_start']:.1f}x",
+             f">= {TARGET_RATIO:g}x", loop["ratio_with_start"] >= TARGET_RATIO)]
+    if pairs is not None:
+        rows += [
+            ("session overhead over raw ZMQ, median", f"{pairs['median_ms']:.2f} ms",
+             f"<= {TARGET_MEDIAN_MS:g} ms", pairs["median_ms"] <= TARGET_MEDIAN_MS),
+            ("session overhead over raw ZMQ, p99", f"{pairs['p99_ms']:.2f} ms",
+             f"<= {TARGET_P99_MS:g} ms", pairs["p99_ms"] <= TARGET_P99_MS)]
+    if cancel is not None:
+        rows += [
+            ("scancel -> all jobs final, every client", f"{cancel['worst_s']:.2f} s",
+             f"<= {TARGET_CANCEL_S:g} s", cancel["worst_s"] <= TARGET_CANCEL_S
+             and not cancel["not_final"])]
     say()
     say(f"summary ({time.perf_counter() - began:.0f} s in all)")
     say(f"  {'measure':<48} {'measured':>10}  {'target':>9}  result")
     for name, value, target, ok in rows:
         say(f"  {name:<48} {value:>10}  {target:>9}  {verdict(ok)}")
-    if loop["contended"]:
+    if loop is not None and loop["contended"]:
         say(f"  note: other jobs used the qpu partition during {loop['contended']} of the "
             f"part-1 rounds (listed above); those separate-job times include waiting for them")
-    say(f"  (separate per job {loop['sep_job'] * 1000:.0f} ms on {loop['separate_jobs']} jobs; "
-        f"session per job {loop['ses_job'] * 1000:.2f} ms on {loop['session_jobs']} jobs; "
-        f"session start {loop['start']:.2f} s; raw round trip {pairs['raw_ms']:.2f} ms; "
-        f"session/raw {pairs['ratio']:.2f}x; part 3: DONE {cancel['DONE']}, CANCELLED "
-        f"{cancel['CANCELLED']}, ERROR {cancel['ERROR']})")
+    if loop is not None:
+        say(f"  (separate per job {loop['sep_job'] * 1000:.0f} ms on {loop['separate_jobs']} "
+            f"jobs; session per job {loop['ses_job'] * 1000:.2f} ms on {loop['session_jobs']} "
+            f"jobs; session start {loop['start']:.2f} s)")
+    if pairs is not None:
+        say(f"  (raw round trip {pairs['raw_ms']:.2f} ms; session/raw {pairs['ratio']:.2f}x)")
+    if cancel is not None:
+        say(f"  (part 3: DONE {cancel['DONE']}, CANCELLED {cancel['CANCELLED']}, ERROR "
+            f"{cancel['ERROR']})")
     return 0 if all(ok for *_, ok in rows) else 1
 
 
