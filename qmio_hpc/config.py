@@ -117,6 +117,28 @@ _ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):"
                        r"|6553[0-5])$")
 
 
+#: Settings that name a directory: ``~`` and ``$VAR``/``${VAR}`` are expanded, as a shell would
+#: (a site file says ``store = "$LUSTRE/qmio"``, each user's own variable).
+PATH_SETTINGS = ("store", "calibration_dir", "slurm.template_dir")
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def _expand_path(value: str, env: Mapping[str, str], name: str, origin: str) -> str:
+    """``value`` with ``~`` and environment variables expanded; an unset variable is an error
+    (a path that silently lost a part would put a store somewhere nobody meant)."""
+    def variable(match: re.Match[str]) -> str:
+        var = match.group(1) or match.group(2)
+        if not env.get(var):
+            raise ConfigError(f"setting '{name}' ({origin}): {value!r} uses ${var}, which is not "
+                              f"set in the environment; set it, or write the path out")
+        return env[var]
+    home = env.get("HOME") or os.path.expanduser("~")
+    value = _VARIABLE.sub(variable, value)
+    if value == "~" or value.startswith("~/"):
+        value = home + value[1:]
+    return os.path.expanduser(value)
+
+
 _BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True,
                "0": False, "false": False, "no": False, "off": False}
 
@@ -236,7 +258,10 @@ class Settings:
         apply({f.name: env[env_name(f.name)] for f in FIELDS if env.get(env_name(f.name))},
               lambda name: f"environment {env_name(name)}")
         apply(dict(overrides or {}), "argument")
-        values["store"] = str(Path(os.path.expanduser(values["store"])).absolute())
+        for name in PATH_SETTINGS:
+            if values[name]:
+                values[name] = _expand_path(values[name], env, name, origins.get(name, "default"))
+        values["store"] = str(Path(values["store"]).absolute())
         settings = cls(values, origins)
         settings.validate()
         return settings

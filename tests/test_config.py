@@ -77,3 +77,14 @@ def test_bad_files_are_named(tmp_path):
 def test_bad_endpoint_is_explained(tmp_path):
     with pytest.raises(ConfigError, match="tcp://host:5556"):
         load(tmp_path, env={"ZMQ_SERVER": "qpu-node:5556"})
+
+
+def test_path_settings_expand_home_and_variables(tmp_path):
+    site = '[slurm]\ntemplate_dir = "${SITE_ROOT}/templates"\n'
+    s = load(tmp_path, site=site, user='store = "$LUSTRE/qmio"\ncalibration_dir = "~/cal"\n',
+             env={"LUSTRE": "/lustre/u1", "SITE_ROOT": "/etc/qmio"})
+    assert s.store == "/lustre/u1/qmio"
+    assert s.get("calibration_dir") == str(tmp_path / "cal")  # HOME is tmp_path here
+    assert s.get("slurm.template_dir") == "/etc/qmio/templates"
+    with pytest.raises(ConfigError, match=r"setting 'store' \(user file .*\$LUSTRE.*not set"):
+        load(tmp_path, user='store = "$LUSTRE/qmio"\n')

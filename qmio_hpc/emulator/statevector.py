@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from qiskit import QuantumCircuit
-from qiskit.circuit import Gate, Instruction, Qubit
+from qiskit.circuit import Clbit, Gate, Instruction, Qubit
 
 #: How deep custom gate definitions are unrolled before giving up (a guard, not a real limit).
 MAX_DEFINITION_DEPTH = 32
@@ -29,13 +29,12 @@ class Distribution:
     """The exact outcome distribution of a circuit's measurements.
 
     ``probabilities[i]`` is the chance of outcome ``i``, whose bit ``k`` is the value of the
-    ``k``-th measured qubit; ``source[c]`` is that ``k`` for clbit ``c`` of the circuit (the last
-    measurement into it wins, as on a simulator), or -1 for a clbit nothing is measured into
-    (it reads 0).
+    ``k``-th measured qubit; ``source[clbit]`` is that ``k`` for each clbit something is measured
+    into (the last measurement into it wins, as on a simulator). Other clbits read 0.
     """
 
     probabilities: np.ndarray
-    source: np.ndarray
+    source: dict[Clbit, int]
     num_qubits: int  # qubits simulated: those some non-barrier instruction acts on
 
 
@@ -72,17 +71,21 @@ def _unroll(op: Instruction, qubits: tuple[int, ...], out: list[tuple[np.ndarray
 
 def _apply(state: np.ndarray, matrix: np.ndarray, qubits: tuple[int, ...]) -> np.ndarray:
     """``matrix`` applied to ``qubits`` of ``state``, a tensor with one axis of length 2 per qubit
-    where qubit ``q`` is axis ``n - 1 - q`` (so the flattened index is Qiskit's)."""
+    where qubit ``q`` is axis ``n - 1 - q`` (so the flattened index is Qiskit's).
+
+    The gate's axes are moved to the front, in the order of the matrix's row index (its last
+    qubit most significant), so that the gate is one matmul; then moved back. This is what
+    ``np.tensordot`` + ``np.moveaxis`` do, at a third of their overhead on small states.
+    """
     n = state.ndim
-    k = len(qubits)
-    if k == 1:  # one matmul over a (high, 2, low) view: the common case, and the cheapest
+    if len(qubits) == 1:  # one matmul over a (high, 2, low) view: the common case, and cheapest
         q = qubits[0]
         view = state.reshape(1 << (n - 1 - q), 2, 1 << q)
         return np.matmul(matrix, view).reshape(state.shape)
-    tensor = matrix.reshape((2,) * (2 * k))  # axes: outputs then inputs, last qubit first
-    axes = [n - 1 - q for q in reversed(qubits)]
-    moved = np.tensordot(tensor, state, axes=(list(range(k, 2 * k)), axes))
-    return np.moveaxis(moved, list(range(k)), axes)
+    front = [n - 1 - q for q in reversed(qubits)]
+    order = front + [axis for axis in range(n) if axis not in front]
+    moved = state.transpose(order).reshape(matrix.shape[0], -1)
+    return (matrix @ moved).reshape(state.shape).transpose(np.argsort(order))
 
 
 def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
@@ -92,9 +95,8 @@ def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
     measurement of one of its qubits), and ValueError when it uses more than ``max_qubits``.
     """
     index: dict[Qubit, int] = {}  # circuit qubit -> simulated qubit, in order of first use
-    clbit_index = {bit: i for i, bit in enumerate(circuit.clbits)}
     steps: list[tuple[np.ndarray, tuple[int, ...]]] = []
-    measured_into: dict[int, int] = {}  # clbit -> simulated qubit
+    measured_into: dict[Clbit, int] = {}  # clbit -> simulated qubit
     done: set[int] = set()  # simulated qubits already measured
     for inst in circuit.data:
         name = inst.name
@@ -103,7 +105,7 @@ def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
         qubits = tuple(index.setdefault(q, len(index)) for q in inst.qubits)
         if name == "measure":
             done.add(qubits[0])
-            measured_into[clbit_index[inst.clbits[0]]] = qubits[0]
+            measured_into[inst.clbits[0]] = qubits[0]
             continue
         if inst.clbits:
             raise Unsupported(f"{name} acts on classical bits")
@@ -125,9 +127,7 @@ def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
     if unmeasured:  # the axes left are the measured qubits, highest first: bit k is measured[k]
         probabilities = probabilities.sum(axis=unmeasured)
     position = {q: k for k, q in enumerate(measured)}
-    source = np.full(len(clbit_index), -1, dtype=np.int64)
-    for clbit, qubit in measured_into.items():
-        source[clbit] = position[qubit]
+    source = {clbit: position[qubit] for clbit, qubit in measured_into.items()}
     return Distribution(np.ravel(probabilities), source, n)
 
 
@@ -143,9 +143,10 @@ def sample(probabilities: np.ndarray, shots: int,
     return np.unique(rng.choice(p.size, size=shots, p=p), return_counts=True)
 
 
-def clbit_values(outcomes: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """Each outcome's classical bits, one row per outcome, one uint8 column per clbit."""
-    shifts = np.maximum(source, 0)
-    values = (outcomes[:, None].astype(np.int64) >> shifts) & 1
-    values[:, source < 0] = 0
+def clbit_values(outcomes: np.ndarray, positions: list[int]) -> np.ndarray:
+    """Some classical bits of each outcome: one row per outcome, one uint8 column per entry of
+    ``positions`` (the outcome bit that clbit reads, or -1 for a clbit that reads 0)."""
+    shifts = np.array(positions, dtype=np.int64)
+    values = (outcomes[:, None].astype(np.int64) >> np.maximum(shifts, 0)) & 1
+    values[:, shifts < 0] = 0
     return values.astype(np.uint8)
