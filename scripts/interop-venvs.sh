@@ -4,7 +4,16 @@
 #   scripts/interop-venvs.sh [DIR]        (DIR defaults to .venv-interop in the repo root)
 #
 #   DIR/qat/   qat-rpc==1.0.0  OQC's real QPU control server, console script bin/qat_server
-#              (brings qat-compiler 3.x, qiskit, qiskit-aer, pytket, numpy: about 1.3 GB, ~3 min)
+#              (brings qat-compiler 3.x, qiskit, qiskit-aer, pytket, qutip, numpy: about 1.3 GB,
+#              ~3 min). Without QAT_CONFIG_PATH it echoes (all-zero results, 32 qubits). With
+#              QAT_CONFIG_PATH naming a QAT config whose default pipeline is QAT's real-time chip
+#              simulator, it simulates for real (2 qubits, pulse level, physics noise):
+#                  PIPELINES:
+#                    - name: legacy_rtcs2
+#                      pipeline: qat.pipelines.legacy.rtcs.legacy_rtcs2
+#                      default: true
+#              (tests/test_interop.py writes that file for its simulating server; no extra
+#              package: qat-compiler 3.x depends on qutip, which the simulator integrates with)
 #   DIR/qmio/  qmio==0.1.3     CESGA's own client library (needs only pyzmq)
 #
 # Idempotent: a venv whose marker file (DIR/<name>/.interop-complete) names the same package
@@ -67,8 +76,14 @@ has_version() { # VENV DIST VERSION
 sys.exit(0 if m.version(sys.argv[1]) == sys.argv[2] else 1)' "$2" "$3"
 }
 qat_quick() { [[ -x "$1/bin/qat_server" ]] && has_version "$1" qat-rpc 1.0.0; }
-# qat_server must exist and its server module must import (that pulls in qat-compiler).
-qat_full() { [[ -x "$1/bin/qat_server" ]] && "$1/bin/python" -c 'import qat_rpc.zmq.server'; }
+# qat_server must exist and its server module must import (that pulls in qat-compiler), and so
+# must the simulating mode's pipeline, with the qutip its engine needs.
+qat_full() {
+    [[ -x "$1/bin/qat_server" ]] && "$1/bin/python" -c 'import qat_rpc.zmq.server
+import qat.pipelines.legacy.rtcs
+from qat.purr.backends.realtime_chip_simulator import qutip_available
+assert qutip_available, "qutip is missing: QAT real-time chip simulator cannot run"'
+}
 qmio_quick() { has_version "$1" qmio 0.1.3; }
 # qmio reads ZMQ_SERVER from the environment at import time (KeyError without it).
 qmio_full() { ZMQ_SERVER=tcp://127.0.0.1:5556 "$1/bin/python" -c 'import qmio, qmio.backends'; }

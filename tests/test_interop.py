@@ -2,7 +2,10 @@
 (scripts/interop-venvs.sh):
 
 (a) our client against OQC's real control server, ``qat_server`` from qat-rpc 1.0.0, in echo
-    mode (all-zero results of the right shape, 32 qubits);
+    mode (all-zero results of the right shape, 32 qubits), and the same server simulating for
+    real: given a QAT config whose default pipeline is QAT's own real-time chip simulator
+    (``legacy_rtcs2``: 2 qubits, pulse-level compile and readout, a qutip master-equation
+    engine), it is the oracle for bit order, which our emulator and our counts must match;
 (b) CESGA's own client, ``qmio`` 0.1.3, against our emulator.
 
 These tests fail, never skip, when a venv is missing.
@@ -11,6 +14,7 @@ These tests fail, never skip, when a venv is missing.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
 import os
@@ -20,6 +24,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
@@ -29,7 +34,8 @@ from qmio_hpc.errors import ProgramError, ProtocolError, QPUError
 from qmio_hpc.protocol import ExecutionOptions
 from qmio_hpc.jobs import classical_registers
 from qmio_hpc.programs import check_program
-from qmio_hpc.results import ReplyFormatError, check_reply, counts_of, memory_of
+from qmio_hpc.results import (ReplyFormatError, check_reply, counts_of, memory_of,
+                               register_counts)
 from qmio_hpc.transport import QPUClient
 from tests.conftest import BELL_QASM, REPO, run_qmio
 
@@ -59,32 +65,187 @@ def port_in_qat_range() -> int:
     raise RuntimeError("no free port")
 
 
-@pytest.fixture(scope="module")
-def qat_server(tmp_path_factory) -> Iterator[str]:
-    """OQC's real server in echo mode. It busy-polls a core, so one per module, stopped after."""
+@contextlib.contextmanager
+def running_qat_server(log: Path, config: Path | None = None) -> Iterator[str]:
+    """OQC's own ``qat_server`` console script, unmodified: echo mode without ``config``, else
+    the QAT session config it names (``QAT_CONFIG_PATH``). It busy-polls a core: stop it soon."""
     python = venv_python("qat")
     port, metrics = port_in_qat_range(), port_in_qat_range()
-    log = tmp_path_factory.mktemp("qat") / "qat_server.log"
     env = {k: v for k, v in os.environ.items() if k != "QAT_CONFIG_PATH"}
     env.update(RECEIVER_PORT=str(port), METRICS_PORT=str(metrics))
+    if config is not None:
+        env["QAT_CONFIG_PATH"] = str(config)
     with open(log, "w") as out:
         proc = subprocess.Popen([str(python.parent / "qat_server")], stdout=out,
                                 stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + 90
-    while "QAT RPC Server Starting" not in log.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"qat_server did not start: {log.read_text()[-2000:]}")
-        time.sleep(0.2)
-    yield f"tcp://127.0.0.1:{port}"
-    proc.terminate()
     try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        deadline = time.monotonic() + 90
+        while "QAT RPC Server Starting" not in log.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"qat_server did not start: {log.read_text()[-2000:]}")
+            time.sleep(0.2)
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-# -- (a) our client against the real server ---------------------------------------------------
+@pytest.fixture(scope="module")
+def qat_server(tmp_path_factory) -> Iterator[str]:
+    """OQC's real server in echo mode, one per module."""
+    with running_qat_server(tmp_path_factory.mktemp("qat") / "qat_server.log") as endpoint:
+        yield endpoint
+
+
+#: The QAT session config that makes qat_server simulate: QAT's pipeline for its real-time chip
+#: simulator (qat-compiler 3.x, ``qat.pipelines.legacy.rtcs``) as the default pipeline.
+QAT_RTCS_CONFIG = """\
+PIPELINES:
+  - name: legacy_rtcs2
+    pipeline: qat.pipelines.legacy.rtcs.legacy_rtcs2
+    default: true
+"""
+
+
+@pytest.fixture(scope="class")
+def qat_simulating_server(tmp_path_factory) -> Iterator[str]:
+    """OQC's real server simulating with QAT's real-time chip simulator. Class-scoped, and its
+    class runs before the echo tests, so the two busy-polling servers never overlap."""
+    where = tmp_path_factory.mktemp("qat-rtcs")
+    config = where / "qat-rtcs.yaml"
+    config.write_text(QAT_RTCS_CONFIG)
+    log = where / "qat_server.log"
+    with running_qat_server(log, config) as endpoint:
+        assert f"Using QAT config: {config}" in log.read_text()
+        yield endpoint
+
+
+# -- (a) our client against the real server, simulating --------------------------------------
+
+RTCS_HEAD = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n'
+RTCS_BELL = RTCS_HEAD + "creg c[2];\nh q[0];\ncx q[0],q[1];\nmeasure q -> c;\n"
+
+#: Programs with one outcome, and that outcome as the wire carries it (DESIGN: c[0] leftmost in
+#: each register). The simulator is a physical model: about 1 % of shots flip (readout, pulses).
+DETERMINISTIC = {
+    "x on q0": (RTCS_HEAD + "creg c[2];\nx q[0];\nmeasure q -> c;\n", {"c": "10"}),
+    "x on q1": (RTCS_HEAD + "creg c[2];\nx q[1];\nmeasure q -> c;\n", {"c": "01"}),
+    "x on both": (RTCS_HEAD + "creg c[2];\nx q[0];\nx q[1];\nmeasure q -> c;\n",
+                  {"c": "11"}),
+    "x on q0, crossed measures": (RTCS_HEAD + "creg c[2];\nx q[0];\nmeasure q[0] -> c[1];\n"
+                                  "measure q[1] -> c[0];\n", {"c": "01"}),
+    "x on q0 into c[0] of 3 bits": (RTCS_HEAD + "creg c[3];\nx q[0];\nmeasure q[0] -> c[0];\n"
+                                    "measure q[1] -> c[2];\n", {"c": "100"}),
+    "openqasm 3, x on q0": ('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[2] q;\nbit[2] c;\n'
+                            'x q[0];\nc = measure q;\n', {"c": "10"}),
+    "two registers": (RTCS_HEAD + "creg a[1];\ncreg b[1];\nx q[1];\nmeasure q[0] -> a[0];\n"
+                      "measure q[1] -> b[0];\n", {"a": "0", "b": "1"}),
+}
+
+
+def majority(counts: dict[str, int]) -> tuple[str, float]:
+    """The most frequent bitstring and its share of the shots."""
+    bits, n = max(counts.items(), key=lambda item: item[1])
+    return bits, n / sum(counts.values())
+
+
+class TestTheRealServerSimulating:
+    def test_it_is_oqcs_server_and_it_simulates(self, qat_simulating_server):
+        with QPUClient(qat_simulating_server) as client:
+            assert client.version() == {"qat_rpc_version": "1.0.0"}
+            nothing = client.run_program(RTCS_HEAD + "creg c[2];\nmeasure q -> c;\n",
+                                         ExecutionOptions(shots=200))
+            flipped = client.run_program(DETERMINISTIC["x on both"][0],
+                                         ExecutionOptions(shots=200))
+        assert majority(nothing["results"]["c"])[0] == "00"
+        assert majority(flipped["results"]["c"])[0] == "11"  # not echo mode
+        with QPUClient(qat_simulating_server) as client, \
+                pytest.raises(QPUError, match="only 2 available"):  # the simulated chip's size
+            client.run_program(BELL_QASM, ExecutionOptions(shots=10))
+
+    def test_bell_counts_are_half_00_half_11(self, qat_simulating_server):
+        """The simulated chip's Bell pair: about half 00, half 11. Its default calibration
+        leaves ~13 % of shots on 01/10 (an imperfect cross-resonance gate), so the bounds are
+        wide; they still fail an echo, a constant, or one qubit measured twice."""
+        shots = 1000
+        with QPUClient(qat_simulating_server) as client:
+            reply = client.run_program(RTCS_BELL, ExecutionOptions(shots=shots))
+        counts = reply["results"]["c"]
+        assert sum(counts.values()) == shots and set(counts) <= {"00", "01", "10", "11"}
+        assert counts.get("00", 0) + counts.get("11", 0) >= 0.75 * shots, counts
+        assert 0.2 * shots <= counts.get("00", 0) <= 0.8 * shots, counts
+        assert 0.2 * shots <= counts.get("11", 0) <= 0.8 * shots, counts
+        check_reply(reply, "binary_count", shots, [("c", 2)])
+        assert counts_of(reply, "binary_count") == {b[::-1]: n for b, n in counts.items()}
+
+    @pytest.mark.parametrize("case", list(DETERMINISTIC))
+    def test_bit_order_is_the_real_servers_in_our_emulator_and_our_counts(
+            self, qat_simulating_server, emulator, case):
+        """OQC's simulating server is the oracle: its outcome is the one DESIGN states (c[0]
+        leftmost), our emulator gives exactly that, and counts_of turns both into the same
+        Qiskit-order counts."""
+        program, expected = DETERMINISTIC[case]
+        shots = 500
+        with QPUClient(qat_simulating_server) as client:
+            theirs = client.run_program(program, ExecutionOptions(shots=shots))
+        with QPUClient(emulator.endpoint) as client:
+            ours = client.run_program(program, ExecutionOptions(shots=shots))
+        registers = classical_registers(program)
+        check_reply(theirs, "binary_count", shots, registers)
+        assert set(theirs["results"]) == set(expected)
+        for name, bits in expected.items():
+            top, share = majority(theirs["results"][name])
+            assert (top, name) == (bits, name) and share >= 0.9, theirs["results"]
+        assert ours["results"] == {name: {bits: shots} for name, bits in expected.items()}
+        qiskit = {name: bits[::-1] for name, bits in expected.items()}  # c[0] rightmost
+        theirs_qiskit = register_counts(theirs, "binary_count", registers)
+        assert {name: majority(c)[0] for name, c in theirs_qiskit.items()} == qiskit
+        assert register_counts(ours, "binary_count", registers) == \
+            {name: {bits: shots} for name, bits in qiskit.items()}
+        if len(expected) == 1:  # one register: joint counts
+            (bits,) = qiskit.values()
+            assert majority(counts_of(theirs, "binary_count", registers))[0] == bits
+            assert counts_of(ours, "binary_count", registers) == {bits: shots}
+
+    def test_every_results_format_keeps_the_real_servers_bit_order(self, qat_simulating_server,
+                                                                    emulator):
+        program, expected = DETERMINISTIC["x on q0"]  # wire "10", Qiskit "01"
+        registers = classical_registers(program)
+        for endpoint in (qat_simulating_server, emulator.endpoint):
+            with QPUClient(endpoint) as client:
+                raw = client.run_program(program, ExecutionOptions(shots=20, res_format="raw"))
+                binary = client.run_program(program, ExecutionOptions(shots=9,
+                                                                      res_format="binary"))
+                squash = client.run_program(program, ExecutionOptions(
+                    shots=9, res_format="squash_binary_result_arrays"))
+            check_reply(raw, "raw", 20, registers)
+            # raw: one list of readouts per bit, c[0] first: about -1 for |1>, +1 for |0>
+            assert [sum(values) < 0 for values in raw["results"]["c"]] == [True, False], endpoint
+            memory = Counter(memory_of(raw, "raw", registers))
+            assert majority(memory)[0] == "01" and sum(memory.values()) == 20, endpoint
+            assert binary["results"] == {"c": [1, 0]}, endpoint
+            assert squash["results"] == {"c": "10"}, endpoint
+
+    def test_a_job_through_the_local_executor_against_the_simulating_server(
+            self, qmio_env, qat_simulating_server, tmp_path):
+        """Our whole client path (CLI, job store, local executor, batch step, transport,
+        counts) against OQC's simulating server."""
+        program, _ = DETERMINISTIC["x on q0"]
+        (tmp_path / "x0.qasm").write_text(program)
+        out = run_qmio("--endpoint", qat_simulating_server, "submit", str(tmp_path / "x0.qasm"),
+                       "--shots", "500", "--wait", "--json")
+        assert out.returncode == 0, out.stderr
+        (entry,) = json.loads(out.stdout.splitlines()[-1])["results"]
+        assert sum(entry["counts"].values()) == 500
+        assert majority(entry["counts"])[0] == "01"  # Qiskit order: c[0] rightmost
+        assert majority(entry["reply"]["results"]["c"])[0] == "10"  # as the wire carries it
+
+
+# -- (a) our client against the real server, echoing ----------------------------------------
 
 def test_version_of_the_real_server(qat_server):
     with QPUClient(qat_server) as client:
