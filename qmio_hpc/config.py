@@ -23,11 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from .connection import BUILTIN_ENDPOINT
 from .errors import ConfigError
 from .protocol import MAX_SHOTS
 
-#: The endpoint value that means "the built-in emulator, started on demand on this host".
-BUILTIN_ENDPOINT = "emulator"
 
 
 def _default_store(env: Mapping[str, str]) -> str:

@@ -9,19 +9,22 @@ submitter chose, whatever that node's own settings say.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
-
-from .config import BUILTIN_ENDPOINT, Settings
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 if TYPE_CHECKING:  # the record itself stays light: no ZMQ until a client is opened
+    from .config import Settings
     from .transport import QPUClient
 
+#: The endpoint value that means "the built-in emulator, started on demand on this host".
+BUILTIN_ENDPOINT = "emulator"
 
-@dataclass(frozen=True)
-class Connection:
-    """Where the QPU is and how long to wait for it."""
+
+class Connection(NamedTuple):
+    """Where the QPU is and how long to wait for it.
+
+    A NamedTuple (immutable, its fields listed): the batch step reads it first thing, and neither
+    ``dataclasses`` (which imports ``inspect``) nor the settings module need loading for that."""
 
     endpoint: str
     store: str
@@ -36,16 +39,15 @@ class Connection:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Connection":
-        return cls(**{f.name: settings.get(f.name) for f in fields(cls)})
+        return cls(**{name: settings.get(name) for name in cls._fields})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Connection":
         """From a spec: unknown keys (a newer writer) are ignored, missing ones take defaults."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**{k: v for k, v in data.items() if k in cls._fields})
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return dict(self._asdict())
 
     @property
     def uses_builtin_emulator(self) -> bool:

@@ -9,7 +9,6 @@ status from the executor's word plus the job directory (``states.resolve``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import time
@@ -110,7 +109,7 @@ class JobManager:
             entry.setdefault("registers", classical_registers(entry["program"]))
         if options.res_format == "binary_count" and any(len(e["registers"]) > 1 for e in programs):
             # Counts of separate registers are marginals; joint counts need per-shot values.
-            options = dataclasses.replace(options, res_format="raw")
+            options = options.replace(res_format="raw")
         return {
             "programs": programs,
             "options": options.to_dict(),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import ProgramError
@@ -38,16 +37,23 @@ MAX_SHOTS = 10_000_000
 MAX_REPETITION_PERIOD = 10.0
 
 
-@dataclass(frozen=True)
 class ExecutionOptions:
-    """What the QPU needs besides the program. ``repetition_period`` is in seconds (None: QAT's)."""
+    """What the QPU needs besides the program. ``repetition_period`` is in seconds (None: QAT's).
 
+    Immutable. A plain class rather than a dataclass: ``dataclasses`` imports ``inspect``, about
+    6 ms of every batch step's start, paid while the job holds the QPU."""
+
+    __slots__ = ("shots", "repetition_period", "optimization", "res_format")
     shots: int
-    repetition_period: float | None = None
-    optimization: int | None = None
-    res_format: str = "binary_count"
+    repetition_period: float | None
+    optimization: int | None
+    res_format: str
 
-    def __post_init__(self) -> None:
+    def __init__(self, shots: int, repetition_period: float | None = None,
+                 optimization: int | None = None, res_format: str = "binary_count") -> None:
+        for name, value in zip(self.__slots__, (shots, repetition_period, optimization,
+                                                res_format)):
+            object.__setattr__(self, name, value)
         if (isinstance(self.shots, bool) or not isinstance(self.shots, int) or self.shots < 1
                 or self.shots > MAX_SHOTS):
             raise ProgramError(f"shots must be a whole number from 1 to {MAX_SHOTS}, got "
@@ -65,9 +71,28 @@ class ExecutionOptions:
             raise ProgramError(f"res_format must be one of {', '.join(RESULTS_FORMATS)}, got "
                                f"{self.res_format!r}")
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ExecutionOptions cannot be changed; use .replace({name}=...)")
+
+    def replace(self, **changes: Any) -> "ExecutionOptions":
+        """A copy with ``changes``, checked like any other."""
+        return ExecutionOptions(**{**self.to_dict(), **changes})
+
     def to_dict(self) -> dict[str, Any]:
         return {"shots": self.shots, "repetition_period": self.repetition_period,
                 "optimization": self.optimization, "res_format": self.res_format}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ExecutionOptions and other.to_dict() == self.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.to_dict().values()))
+
+    def __repr__(self) -> str:
+        return f"ExecutionOptions({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return ExecutionOptions, tuple(self.to_dict().values())
 
 
 def build_compiler_config(options: ExecutionOptions) -> str:

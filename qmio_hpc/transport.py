@@ -15,9 +15,8 @@ the wait at once instead of at the deadline.
 
 from __future__ import annotations
 
-import logging
 import time
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 import zmq
 
@@ -26,7 +25,17 @@ from .errors import EndpointTimeoutError, EndpointUnreachableError, ProtocolErro
 from .protocol import (VERSION_REQUEST, ExecutionOptions, build_compiler_config,
                        program_request, reply_exception)
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    import logging
+
+
+
+def _log() -> "logging.Logger":
+    """This module's logger, imported on the first message (a retry): ``import logging`` is
+    ~5 ms of every batch step's start, and most steps log nothing."""
+    import logging  # noqa: PLC0415
+
+    return logging.getLogger(__name__)
 
 
 class _ConnectionLost(Exception):
@@ -153,7 +162,8 @@ class QPUClient:
                 raise error(f"{what} the QPU control server at {self.endpoint} ({reason}) after "
                             f"the program was sent: it may have run, so it was not sent again",
                             self.endpoint)
-            log.warning("%s from %s (attempt %d of %d)", reason, self.endpoint, attempt, attempts)
+            _log().warning("%s from %s (attempt %d of %d)", reason, self.endpoint, attempt,
+                           attempts)
             if on_retry is not None and attempt < attempts:
                 on_retry(attempt, reason)
         raise EndpointTimeoutError(

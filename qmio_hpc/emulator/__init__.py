@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
-from urllib.parse import urlparse
 
 if TYPE_CHECKING:
     from ..calibration import Calibration
@@ -25,10 +22,11 @@ def __getattr__(name: str) -> object:
         return EmulatorServer
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-log = logging.getLogger("qmio_hpc.emulator")
-
 
 def is_loopback_bind(bind: str) -> bool:
+    import ipaddress  # noqa: PLC0415 - a batch step imports this package, and needs neither
+    from urllib.parse import urlparse  # noqa: PLC0415
+
     if bind.startswith(("ipc://", "inproc://")):
         return True
     host = urlparse(bind).hostname or ""
@@ -59,6 +57,8 @@ def run_emulator(bind: str, *, time_model: bool = False, seed: int | None = None
         from .noise import _aer  # noqa: PLC0415
         _aer()  # fail at start, not on the first request, when qiskit-aer is missing
     server = EmulatorServer(bind, handler, idle_exit=idle_exit, keys_dir=keys_dir)
+    import logging  # noqa: PLC0415
+
     # Qiskit logs every transpiler pass at INFO: a dozen lines per request, which would fill
     # the emulator's log file (or block it on a pipe nobody reads). Its warnings still show.
     logging.getLogger("qiskit").setLevel(logging.WARNING)
