@@ -130,7 +130,11 @@ def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp
     ("qmio_hpc.cli", {"qiskit", "zmq", "qmio_hpc.jobs", "qmio_hpc.store", "qmio_hpc.config",
                       "qmio_hpc.sessions", "numpy"}),
     # the batch step on the QPU node: the client and the store, no validation parsers
-    ("qmio_hpc.step", {"qiskit", "numpy", "openqasm3", "asyncio", "click"}),
+    ("qmio_hpc.step", {"qiskit", "numpy", "openqasm3", "asyncio", "click", "dataclasses",
+                       "logging", "subprocess", "tempfile", "qmio_hpc.config"}),
+    # ... and what it loads to reach the built-in emulator, when that is the endpoint
+    ("qmio_hpc.emulator.launcher", {"qiskit", "numpy", "dataclasses", "logging", "subprocess",
+                                    "tempfile", "socket"}),
     # every command reads the store
     ("qmio_hpc.store", {"qiskit", "zmq", "secrets", "shutil", "click"}),
     ("qmio_hpc.jobs", {"qiskit", "numpy", "hashlib", "tomllib", "asyncio"}),
