@@ -19,9 +19,8 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from .connection import BUILTIN_ENDPOINT
 from .errors import ConfigError
@@ -35,8 +34,7 @@ def _default_store(env: Mapping[str, str]) -> str:
     return str(Path(base) / ".qmio-hpc")
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One setting: its type, default and a line of help for ``qmio config``."""
 
     name: str

@@ -19,7 +19,7 @@ from .connection import Connection
 from .errors import (FAILURE_KINDS, JobFailedError, JobTimeoutError, ProgramError, QmioError,
                      SchedulerError)
 from .programs import check_program
-from .protocol import ExecutionOptions
+from .protocol import ExecutionOptions, language_of
 from .scheduler import Scheduler, choose_executor, get_scheduler
 from .states import (RESULT_GRACE_SECONDS, SchedulerState, Status, resolve,
                      without_scheduler)
@@ -28,6 +28,8 @@ from .store import JobDir, JobStore
 if TYPE_CHECKING:
     from .sessions import Sessions
 
+#: Characters below which an OpenQASM 2 program is checked again rather than looked up.
+SHORT_PROGRAM = 20_000
 _QASM2_CREG = re.compile(r"^\s*creg\s+([A-Za-z_][\w]*)\s*\[\s*(\d+)\s*\]", re.MULTILINE)
 _QASM3_BIT = re.compile(r"^\s*(?:output\s+)?bit\s*(?:\[\s*(\d+)\s*\])?\s+([A-Za-z_][\w]*)\s*[;=]",
                         re.MULTILINE)
@@ -137,10 +139,13 @@ class JobManager:
     def _check(self, name: str, program: Any) -> None:
         """``check_program``, once per program text in this store: OpenQASM 3's parsers need
         Qiskit, whose import costs a second per submitting process, and a loop that submits the
-        same file again should not pay it each time (nor re-check a long OpenQASM 2 program). The marks (``checked/<sha256>``) are in the
-        user's own store, so nobody else can vouch for a program."""
-        if not isinstance(program, str):
-            check_program(name, program)  # raises: not a program
+        same file again should not pay it each time (nor re-check a long OpenQASM 2 program). A
+        short OpenQASM 2 program is checked in less time than its mark takes to look up. The
+        marks (``checked/<sha256>``) are in the user's own store, so nobody else can vouch for
+        a program."""
+        if not isinstance(program, str) or (len(program) < SHORT_PROGRAM
+                                            and language_of(program) == "qasm2"):
+            check_program(name, program)  # raises if it is not a program, or not valid
             return
         import hashlib  # noqa: PLC0415 - only a submission needs it, not status
 

@@ -2,15 +2,14 @@
 
 Statuses are kept as names (``"DONE"``) so that ``qmio status`` need not import Qiskit; ``job``
 turns them into ``JobStatus`` members. The local executor reports Slurm's state names too, so one
-table serves every executor.
+table serves every executor. The records are NamedTuples, immutable like frozen dataclasses but
+without their import and class-building cost, which every ``qmio`` command would pay.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .store import JobDir
@@ -56,8 +55,7 @@ SLURM_STATES: dict[str, tuple[str, str]] = {
 RESULT_GRACE_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
-class SchedulerState:
+class SchedulerState(NamedTuple):
     """What a scheduler says of one job. ``state`` is a Slurm state name."""
 
     job_id: str
@@ -68,8 +66,7 @@ class SchedulerState:
     will_requeue: bool = False
 
 
-@dataclass(frozen=True)
-class QueueEntry:
+class QueueEntry(NamedTuple):
     """One allocation in the QPU's queue, as ``qmio queue`` and ``qmio status`` show it: whose it
     is (another user's shows as a count only), whether it holds the QPU, and when the scheduler
     expects it to start."""
@@ -81,8 +78,7 @@ class QueueEntry:
     expected_start: float | None = None
 
 
-@dataclass(frozen=True)
-class Allocation:
+class Allocation(NamedTuple):
     """One allocation that held (or holds) the QPU, for ``qmio usage``: when it started and
     for how many seconds it has held the QPU so far."""
 
@@ -92,8 +88,7 @@ class Allocation:
     held_seconds: float
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     """The resolved status of a job: a JobStatus name and words that explain it."""
 
     name: str

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -146,21 +147,65 @@ def memory_rows(circuit: QuantumCircuit, memory: list[str]) -> tuple[Rows, np.nd
     return rows, counts
 
 
-def simulate(circuit: QuantumCircuit, shots: int, rng: np.random.Generator,
-             seed: int | None = None, noise: Calibration | None = None) -> tuple[Rows, np.ndarray]:
-    """``shots`` runs of ``circuit`` as ``Rows`` and counts: from the exact distribution where the
-    statevector can give it, else from the general simulators' per-shot memory."""
-    if noise is None:
-        try:
-            dist = distribution(circuit, MAX_SIMULATED_QUBITS)
-        except Unsupported:
-            pass
-        else:
-            _check_measures_something(circuit)
-            outcomes, counts = sample(dist.probabilities, shots, rng)
-            return {creg.name: clbit_values(outcomes, [dist.source.get(bit, -1) for bit in creg])
-                    for creg in circuit.cregs if creg.size}, counts
-    return memory_rows(circuit, sample_memory(circuit, shots, seed, noise))
+@dataclass(frozen=True)
+class ExactProgram:
+    """What every run of a program the statevector can simulate shares: its exact outcome
+    distribution (``statevector.Distribution``), which outcome bit each bit of each non-empty
+    register reads (-1: none, it reads 0), and its instruction count for the reply's metrics."""
+
+    probabilities: np.ndarray
+    registers: tuple[tuple[str, tuple[int, ...]], ...]
+    instruction_count: int
+
+    def sample(self, shots: int, rng: np.random.Generator) -> tuple[Rows, np.ndarray]:
+        """``shots`` runs as ``Rows`` and counts, drawn all at once: no per-shot strings."""
+        outcomes, counts = sample(self.probabilities, shots, rng)
+        return {name: clbit_values(outcomes, positions)
+                for name, positions in self.registers}, counts
+
+
+def exact_program(circuit: QuantumCircuit) -> ExactProgram:
+    """``circuit`` prepared for sampling from its exact distribution; raises ``Unsupported`` for
+    what needs the general simulator."""
+    dist = distribution(circuit, MAX_SIMULATED_QUBITS)
+    _check_measures_something(circuit)
+    registers = tuple((creg.name, tuple(dist.source.get(bit, -1) for bit in creg))
+                      for creg in circuit.cregs if creg.size)
+    dist.probabilities.flags.writeable = False  # shared by every run of a cached program
+    return ExactProgram(dist.probabilities, registers, len(circuit.data))
+
+
+class _RecentPrograms:
+    """The ``ExactProgram`` of recently run program texts, least recently used dropped first.
+
+    Parsing is most of what a small program costs now (Qiskit's parser builds a 32-qubit
+    circuit in Python), and the same text often comes again: a job's shots split into several
+    executions, a sweep that repeats a circuit, a test suite. Sampling stays per request, so a
+    seeded emulator answers the same with or without this. Only small entries are kept.
+    """
+
+    MAX_ENTRIES = 128
+    MAX_PROGRAM_CHARS = 32_768
+    MAX_OUTCOMES = 4096
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[str, int], ExactProgram] = OrderedDict()
+
+    def get(self, program: str, num_qubits: int) -> ExactProgram | None:
+        entry = self._entries.get((program, num_qubits))
+        if entry is not None:
+            self._entries.move_to_end((program, num_qubits))
+        return entry
+
+    def put(self, program: str, num_qubits: int, entry: ExactProgram) -> None:
+        if len(program) > self.MAX_PROGRAM_CHARS or entry.probabilities.size > self.MAX_OUTCOMES:
+            return
+        self._entries[(program, num_qubits)] = entry
+        if len(self._entries) > self.MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+
+_RECENT = _RecentPrograms()
 
 
 def shape_results(rows: Rows, counts: np.ndarray, res_format: str,
@@ -200,15 +245,29 @@ def shape_results(rows: Rows, counts: np.ndarray, res_format: str,
 def execute(program: str, options: ExecutionOptions, seed: int | None = None,
             num_qubits: int = 32, noise: Calibration | None = None) -> dict[str, Any]:
     """The full reply dict for a program: results per register and execution metrics."""
-    circuit = load_circuit(program)
-    check_like_the_qpu(circuit, num_qubits)
     rng = np.random.default_rng(seed)
-    rows, counts = simulate(circuit, options.shots, rng, seed, noise)
+    exact = _RECENT.get(program, num_qubits) if noise is None else None
+    if exact is None:
+        circuit = load_circuit(program)
+        check_like_the_qpu(circuit, num_qubits)
+        if noise is None:
+            try:
+                exact = exact_program(circuit)
+            except Unsupported:
+                pass  # reset, conditionals, ...: the general simulator runs it
+            else:
+                _RECENT.put(program, num_qubits, exact)
+    if exact is not None:
+        rows, counts = exact.sample(options.shots, rng)
+        instruction_count = exact.instruction_count
+    else:
+        rows, counts = memory_rows(circuit, sample_memory(circuit, options.shots, seed, noise))
+        instruction_count = len(circuit.data)
     return {
         "results": shape_results(rows, counts, options.res_format, rng),
         "execution_metrics": {
             "optimized_circuit": program,
-            "optimized_instruction_count": len(circuit.data),
+            "optimized_instruction_count": instruction_count,
             "physical_qubit_indices": None,
         },
     }

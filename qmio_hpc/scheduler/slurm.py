@@ -11,7 +11,6 @@ cost one squeue call a second, not a thousand. The adapters fill in three hooks:
 from __future__ import annotations
 
 import getpass
-import logging
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from ..store import JobDir, JobStore
 from .base import Scheduler
 from .script import render_batch_script
 
-log = logging.getLogger(__name__)
 
 
 def slurm_installed() -> bool:
@@ -119,7 +117,10 @@ class SlurmScheduler(Scheduler):
         except SchedulerError:
             self._interval = min(self._interval * 2, self.max_interval)
             if all(job_id in self._cache for job_id in wanted):
-                log.warning("Slurm did not answer; using states %.0f s old", self._interval)
+                import logging  # noqa: PLC0415 - rare; every qmio command imports this module
+
+                logging.getLogger(__name__).warning("Slurm did not answer; using states %.0f s "
+                                                    "old", self._interval)
                 return
             raise
         self._interval = self.min_interval
