@@ -261,11 +261,12 @@ def test_there_are_at_least_sixty_bad_input_cases():
 
 
 def test_a_program_is_parsed_once_per_store_and_a_bad_one_never_vouched_for(qmio_env):
-    """The submission check marks the texts that passed (so a loop that submits one file again
-    does not import Qiskit each time); a refused text gets no mark and is refused again."""
+    """The submission check marks the OpenQASM 3 texts that passed (so a loop that submits one
+    file again does not import Qiskit each time); a refused text gets no mark and is refused
+    again. A short OpenQASM 2 program is checked each time (no Qiskit: faster than a lookup)."""
     import hashlib
     manager = JobManager()
-    good, bad = BELL_QASM, QASM2 + "foo q[0];\n"
+    good, bad = QASM3 + "h q[0];\nc = measure q;\n", QASM3 + "foo q[0];\n"
     manager.build_spec([{"name": "g", "program": good}], ExecutionOptions(shots=10))
     marks = Path(qmio_env["QMIO_STORE"]) / "checked"
     assert [p.name for p in marks.iterdir()] == [hashlib.sha256(good.encode()).hexdigest()]
@@ -273,4 +274,8 @@ def test_a_program_is_parsed_once_per_store_and_a_bad_one_never_vouched_for(qmio
     for _ in range(2):
         with pytest.raises(ProgramError):
             manager.build_spec([{"name": "b", "program": bad}], ExecutionOptions(shots=10))
+    manager.build_spec([{"name": "g2", "program": BELL_QASM}], ExecutionOptions(shots=10))
+    with pytest.raises(ProgramError):
+        manager.build_spec([{"name": "b2", "program": QASM2 + "foo q[0];\n"}],
+                           ExecutionOptions(shots=10))
     assert len(list(marks.iterdir())) == 1
