@@ -57,4 +57,5 @@ class Syncer:
         return bool(batch)
 
 
-syncer = Syncer()
+#: A submitter's: the spec of every job it submits, and a plain job's scheduler record.
+syncer = Syncer("spec.json", "scheduler.json")

@@ -128,13 +128,22 @@ class JobManager:
         returns the job id."""
         if session is not None:
             return self.sessions.submit(session, programs, options, meta)
+        from .durable import syncer  # noqa: PLC0415 - a thread module; status needs none
+
         spec = self.build_spec(programs, options, meta)
-        job = self.store.create(spec)
+        # Every file is complete and in place (atomic renames) before the executor hears of the
+        # job, which is all the batch step needs to read it, on this node or another; they are
+        # made durable in the background (and before this process exits): a loop of
+        # backend.run calls does not wait for the disk four times per job.
+        job = self.store.create(spec, durable=False)
         try:
-            return self.scheduler().submit(job)
+            job_id = self.scheduler().submit(job, durable=False)
         except QmioError as exc:
             job.write_error(type(exc).__name__, f"submission failed: {exc}")
             raise
+        finally:
+            syncer.add(job)
+        return job_id
 
     def _check(self, name: str, program: Any) -> None:
         """``check_program``, once per program text in this store: OpenQASM 3's parsers need

@@ -425,19 +425,20 @@ class JobStore:
             if sub.stat().st_mode & 0o077:
                 os.chmod(sub, 0o700)
 
-    def _create(self, kind: str, spec: dict[str, Any]) -> Path:
+    def _create(self, kind: str, spec: dict[str, Any], durable: bool = True) -> Path:
         self._ensure(kind)
         now = time.time()  # keys sort in creation order, to the microsecond
         key = (time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) +
                f"-{int(now * 1e6) % 1_000_000:06d}-{os.urandom(3).hex()}")
         path = self.root / self.KINDS[kind][0] / key
         path.mkdir(mode=0o700)
-        write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec})
+        write_json_atomic(path / "spec.json", {"version": SPEC_VERSION, **spec}, durable=durable)
         return path
 
-    def create(self, spec: dict[str, Any]) -> JobDir:
-        """A new job directory holding ``spec``; not yet known by any id."""
-        return JobDir(self._create("job", spec))
+    def create(self, spec: dict[str, Any], *, durable: bool = True) -> JobDir:
+        """A new job directory holding ``spec``; not yet known by any id. ``durable=False``
+        leaves the fsyncs to the caller (``durable.syncer``)."""
+        return JobDir(self._create("job", spec, durable))
 
     def create_session(self, spec: dict[str, Any]) -> SessionDir:
         """A new session directory holding ``spec``; not yet known by any id."""

@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -157,3 +158,33 @@ def test_submitting_an_openqasm2_file_imports_no_qiskit(qmio_env, tmp_path):
                          text=True, timeout=60)
     assert out.stdout.strip().splitlines()[-1] == "NO QISKIT", out.stdout + out.stderr
     assert "Submitted job" in out.stdout
+
+
+def test_a_submission_is_made_durable_before_the_process_exits(qmio_env, tmp_path):
+    """The submitter leaves spec.json and scheduler.json to a background fsync (a loop of
+    backend.run calls does not wait for the disk); they are still fsynced, by exit at the
+    latest. os.fsync is wrapped to record what it syncs (a fault cannot show it otherwise)."""
+    code = textwrap.dedent("""
+        import atexit, os, sys
+        synced = []
+        real_fsync = os.fsync
+        def fsync(fd):
+            synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+            real_fsync(fd)
+        os.fsync = fsync
+        atexit.register(lambda: print("SYNCED", *sorted(set(synced))))  # runs after the flush
+        from qmio_hpc.jobs import JobManager
+        from qmio_hpc.protocol import ExecutionOptions
+        job_id = JobManager().submit([{"name": "b", "program": sys.argv[1]}],
+                                     ExecutionOptions(shots=10))
+        print("JOB", job_id, JobManager().store.get(job_id).path)
+    """)
+    out = subprocess.run([sys.executable, "-c", code, BELL_QASM], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(" ", 1) for line in out.stdout.splitlines())
+    job_dir = lines["JOB"].split()[1]
+    synced = lines["SYNCED"].split()
+    for name in ("spec.json", "scheduler.json"):
+        assert f"{job_dir}/{name}" in synced, (name, synced)
+    assert job_dir in synced  # and the directory that holds them

@@ -37,12 +37,13 @@ class Scheduler(ABC):
         self.settings = settings
         self.store = store
 
-    def submit(self, job: JobDir) -> str:
-        """Run ``job``'s batch step in an allocation of its own; return the id users will see."""
+    def submit(self, job: JobDir, *, durable: bool = True) -> str:
+        """Run ``job``'s batch step in an allocation of its own; return the id users will see.
+        ``durable=False`` leaves the record's fsync to the caller."""
         job_id = self.submit_command(step_command(job), job.path, kind="job")
         # The record first: an id that can be looked up always says which executor has it
         # (a lookup in between would otherwise ask the wrong one and call the job lost).
-        job.write_scheduler_record(self.name, job_id, **self.record_extra())
+        job.write_scheduler_record(self.name, job_id, durable=durable, **self.record_extra())
         self.store.link(job_id, job)
         return job_id
 
