@@ -7,12 +7,16 @@ real server gives: ``{'Exception': repr(e)}``.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..calibration import Calibration
 from ..protocol import ExecutionOptions, parse_compiler_config
+
+if TYPE_CHECKING:
+    import numpy as np
 
 #: The qat-rpc version whose protocol the emulator speaks.
 QAT_RPC_VERSION = "1.0.0"
@@ -67,6 +71,18 @@ def bounded_repr(exc: BaseException) -> str:
     return f"{text[:MAX_ERROR_TEXT]}... ({len(text) - MAX_ERROR_TEXT} more characters cut)"
 
 
+_remembered_config = functools.lru_cache(maxsize=64)(parse_compiler_config)
+
+
+def options_of(config_json: str) -> ExecutionOptions:
+    """``parse_compiler_config``, remembered for configs of ordinary size: a client sends the
+    same few again and again, and parsing one costs as much as sampling a small program.
+    (ExecutionOptions is frozen; a config that fails to parse raises every time.)"""
+    if len(config_json) > 4096:
+        return parse_compiler_config(config_json)
+    return _remembered_config(config_json)
+
+
 class Handler:
     """Answers requests. ``time_model`` makes programs take shots x repetition period."""
 
@@ -81,6 +97,7 @@ class Handler:
         self.seed = seed
         self.noise = noise
         self.served = 0
+        self._rng: np.random.Generator | None = None  # made with the first program
 
     def __call__(self, message: Any) -> Any:
         try:
@@ -92,12 +109,16 @@ class Handler:
             return {"Exception": bounded_repr(exc)}
 
     def run_program(self, request: ProgramRequest) -> dict[str, Any]:
+        import numpy as np  # noqa: PLC0415
+
         from .simulate import execute, execution_seconds  # noqa: PLC0415 - imports Qiskit
-        options: ExecutionOptions = parse_compiler_config(request.config_json)
+        options = options_of(request.config_json)
         began = time.monotonic()
+        if self._rng is None:  # one generator for every request: a run with --seed repeats
+            self._rng = np.random.default_rng(self.seed)
         seed = None if self.seed is None else self.seed + self.served
         reply = execute(request.program, options, seed=seed, num_qubits=self.num_qubits,
-                        noise=self.noise)
+                        noise=self.noise, rng=self._rng)
         self.served += 1
         if self.time_model:
             left = execution_seconds(options, self.default_period) - (time.monotonic() - began)

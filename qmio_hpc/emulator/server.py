@@ -7,6 +7,7 @@ exit after a time without requests so that an emulator started on demand does no
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -122,8 +123,17 @@ def describe(message: Any) -> str:
         return "program request (not text)"
     digest = hashlib.sha256(program.encode()).hexdigest()[:12]
     language = language_of(program) or "not OpenQASM"
-    try:
-        shots = json.loads(config)["$data"]["repeats"]
-    except Exception:  # noqa: BLE001 - a bad config is the handler's to refuse
-        shots = "?"
+    cacheable = isinstance(config, str) and len(config) < 4096  # clients resend the same few
+    shots = _remembered_shots_in(config) if cacheable else _shots_in(config)
     return f"program {digest} ({language}, {shots} shots)"
+
+
+def _shots_in(config: Any) -> Any:
+    """The shots a config asks for, or "?"."""
+    try:
+        return json.loads(config)["$data"]["repeats"]
+    except Exception:  # noqa: BLE001 - a bad config is the handler's to refuse
+        return "?"
+
+
+_remembered_shots_in = functools.lru_cache(maxsize=64)(_shots_in)

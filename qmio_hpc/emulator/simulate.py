@@ -109,7 +109,7 @@ def _check_measures_something(circuit: QuantumCircuit) -> None:
 def sample_memory(circuit: QuantumCircuit, shots: int, seed: int | None = None,
                   noise: Calibration | None = None) -> list[str]:
     """Per-shot outcomes in Qiskit's memory format (registers space-separated, last first), from
-    the general simulators: the fallback of ``simulate``, and its noisy mode.
+    the general simulators: what ``execute`` falls back on, and its noisy mode.
 
     With ``noise`` (a calibration), the circuit runs on qiskit-aer with that calibration's noise
     on the physical qubits it uses; otherwise on Qiskit's exact BasicSimulator.
@@ -151,13 +151,13 @@ def memory_rows(circuit: QuantumCircuit, memory: list[str]) -> tuple[Rows, np.nd
 class ExactProgram:
     """What every run of a program the statevector can simulate shares: its exact outcome
     distribution (``statevector.Distribution``), which outcome bit each bit of each non-empty
-    register reads (-1: none, it reads 0), and its instruction count for the reply's metrics."""
+    register reads (``statevector.clbit_values``), and its instruction count for the metrics."""
 
     probabilities: np.ndarray
-    registers: tuple[tuple[str, tuple[int, ...]], ...]
+    registers: tuple[tuple[str, np.ndarray], ...]
     instruction_count: int
 
-    def sample(self, shots: int, rng: np.random.Generator) -> tuple[Rows, np.ndarray]:
+    def draw(self, shots: int, rng: np.random.Generator) -> tuple[Rows, np.ndarray]:
         """``shots`` runs as ``Rows`` and counts, drawn all at once: no per-shot strings."""
         outcomes, counts = sample(self.probabilities, shots, rng)
         return {name: clbit_values(outcomes, positions)
@@ -169,9 +169,11 @@ def exact_program(circuit: QuantumCircuit) -> ExactProgram:
     what needs the general simulator."""
     dist = distribution(circuit, MAX_SIMULATED_QUBITS)
     _check_measures_something(circuit)
-    registers = tuple((creg.name, tuple(dist.source.get(bit, -1) for bit in creg))
-                      for creg in circuit.cregs if creg.size)
-    dist.probabilities.flags.writeable = False  # shared by every run of a cached program
+    registers = tuple(
+        (creg.name, np.array([dist.source.get(bit, dist.num_measured) for bit in creg]))
+        for creg in circuit.cregs if creg.size)
+    for array in (dist.probabilities, *(positions for _, positions in registers)):
+        array.flags.writeable = False  # shared by every run of a remembered program
     return ExactProgram(dist.probabilities, registers, len(circuit.data))
 
 
@@ -243,9 +245,16 @@ def shape_results(rows: Rows, counts: np.ndarray, res_format: str,
 
 
 def execute(program: str, options: ExecutionOptions, seed: int | None = None,
-            num_qubits: int = 32, noise: Calibration | None = None) -> dict[str, Any]:
-    """The full reply dict for a program: results per register and execution metrics."""
-    rng = np.random.default_rng(seed)
+            num_qubits: int = 32, noise: Calibration | None = None,
+            rng: np.random.Generator | None = None) -> dict[str, Any]:
+    """The full reply dict for a program: results per register and execution metrics.
+
+    ``seed`` seeds the general simulators; ``rng`` draws the statevector's shots and the raw
+    readout noise (default: a generator seeded with ``seed``). A server passes one generator
+    for all its requests: seeding a new one costs more than the rest of a small program's
+    sampling."""
+    if rng is None:
+        rng = np.random.default_rng(seed)
     exact = _RECENT.get(program, num_qubits) if noise is None else None
     if exact is None:
         circuit = load_circuit(program)
@@ -258,7 +267,7 @@ def execute(program: str, options: ExecutionOptions, seed: int | None = None,
             else:
                 _RECENT.put(program, num_qubits, exact)
     if exact is not None:
-        rows, counts = exact.sample(options.shots, rng)
+        rows, counts = exact.draw(options.shots, rng)
         instruction_count = exact.instruction_count
     else:
         rows, counts = memory_rows(circuit, sample_memory(circuit, options.shots, seed, noise))

@@ -28,13 +28,15 @@ class Unsupported(Exception):
 class Distribution:
     """The exact outcome distribution of a circuit's measurements.
 
-    ``probabilities[i]`` is the chance of outcome ``i``, whose bit ``k`` is the value of the
-    ``k``-th measured qubit; ``source[clbit]`` is that ``k`` for each clbit something is measured
-    into (the last measurement into it wins, as on a simulator). Other clbits read 0.
+    ``probabilities[i]`` (normalised to sum to 1) is the chance of outcome ``i``, whose bit ``k``
+    is the value of the ``k``-th of the ``num_measured`` measured qubits; ``source[clbit]`` is that
+    ``k`` for each clbit something is measured into (the last measurement into it wins, as on a
+    simulator). Other clbits read 0.
     """
 
     probabilities: np.ndarray
     source: dict[Clbit, int]
+    num_measured: int
     num_qubits: int  # qubits simulated: those some non-barrier instruction acts on
 
 
@@ -53,10 +55,12 @@ def _unroll(op: Instruction, qubits: tuple[int, ...], out: list[tuple[np.ndarray
     """Append ``op`` on ``qubits`` to ``out`` as (matrix, qubits) steps, unrolling a gate without
     a matrix of its own (``u0``, say) through its definition."""
     name = op.name
-    if name in ("barrier", "delay") or not qubits:  # timing only, or a global phase
+    if name in ("barrier", "delay"):  # timing only
         return
     if not isinstance(op, Gate):
         raise Unsupported(f"{name} is not a gate")
+    if not qubits:  # a global phase: no probability changes
+        return
     matrix = _matrix(op)
     if matrix is not None:
         out.append((matrix, qubits))
@@ -84,8 +88,11 @@ def _apply(state: np.ndarray, matrix: np.ndarray, qubits: tuple[int, ...]) -> np
         return np.matmul(matrix, view).reshape(state.shape)
     front = [n - 1 - q for q in reversed(qubits)]
     order = front + [axis for axis in range(n) if axis not in front]
+    back = [0] * n
+    for i, axis in enumerate(order):
+        back[axis] = i
     moved = state.transpose(order).reshape(matrix.shape[0], -1)
-    return (matrix @ moved).reshape(state.shape).transpose(np.argsort(order))
+    return (matrix @ moved).reshape(state.shape).transpose(back)
 
 
 def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
@@ -116,9 +123,8 @@ def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
     if n > max_qubits:
         raise ValueError(f"the program uses {n} qubits; the emulator simulates at most "
                          f"{max_qubits}")
-    state = np.zeros(1 << n, dtype=complex)
-    state[0] = 1.0
-    state = state.reshape((2,) * n)
+    state = np.zeros((2,) * n, dtype=complex)
+    state[(0,) * n] = 1.0
     for matrix, qubits in steps:
         state = _apply(state, matrix, qubits)
     measured = sorted(done)
@@ -128,25 +134,24 @@ def distribution(circuit: QuantumCircuit, max_qubits: int) -> Distribution:
         probabilities = probabilities.sum(axis=unmeasured)
     position = {q: k for k, q in enumerate(measured)}
     source = {clbit: position[qubit] for clbit, qubit in measured_into.items()}
-    return Distribution(np.ravel(probabilities), source, n)
+    probabilities = np.ravel(probabilities)
+    return Distribution(probabilities / probabilities.sum(), source, len(measured), n)
 
 
 def sample(probabilities: np.ndarray, shots: int,
            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``shots`` draws from ``probabilities`` as (distinct outcomes, how many times each): a
-    multinomial draw when there are fewer outcomes than shots, else per-shot draws counted."""
-    p = probabilities / probabilities.sum()
-    if p.size <= shots:
-        counts = rng.multinomial(shots, p)
+    """``shots`` draws from ``probabilities`` (normalised) as (distinct outcomes, how many times
+    each): a multinomial draw when there are fewer outcomes than shots, else per-shot draws."""
+    if probabilities.size <= shots:
+        counts = rng.multinomial(shots, probabilities)
         outcomes = np.flatnonzero(counts)
         return outcomes, counts[outcomes]
-    return np.unique(rng.choice(p.size, size=shots, p=p), return_counts=True)
+    return np.unique(rng.choice(probabilities.size, size=shots, p=probabilities),
+                     return_counts=True)
 
 
-def clbit_values(outcomes: np.ndarray, positions: list[int]) -> np.ndarray:
+def clbit_values(outcomes: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """Some classical bits of each outcome: one row per outcome, one uint8 column per entry of
-    ``positions`` (the outcome bit that clbit reads, or -1 for a clbit that reads 0)."""
-    shifts = np.array(positions, dtype=np.int64)
-    values = (outcomes[:, None].astype(np.int64) >> np.maximum(shifts, 0)) & 1
-    values[:, shifts < 0] = 0
-    return values.astype(np.uint8)
+    ``positions``, the outcome bit that clbit reads. A clbit nothing is measured into reads bit
+    ``num_measured``, which no outcome has set."""
+    return ((outcomes[:, None] >> positions) & 1).astype(np.uint8)
