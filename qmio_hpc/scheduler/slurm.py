@@ -10,8 +10,6 @@ cost one squeue call a second, not a thousand. The adapters fill in three hooks:
 
 from __future__ import annotations
 
-import getpass
-import shutil
 import subprocess
 import sys
 import time
@@ -29,8 +27,17 @@ from .script import render_batch_script
 
 
 
+def _user() -> str:
+    """The user's name, as squeue and sacct know it (``getpass`` imported only here)."""
+    import getpass  # noqa: PLC0415
+
+    return getpass.getuser()
+
+
 def slurm_installed() -> bool:
     """sbatch and scontrol are on the PATH: this machine submits to a Slurm cluster."""
+    import shutil  # noqa: PLC0415 - with zlib, bz2, lzma: ~2 ms every submission need not pay
+
     return shutil.which("sbatch") is not None and shutil.which("scontrol") is not None
 
 
@@ -149,7 +156,7 @@ class SlurmScheduler(Scheduler):
             raise SchedulerError(f"squeue of partition {partition} failed: {exc}") from None
         if out.returncode != 0:
             raise SchedulerError(f"squeue failed: {' '.join(out.stderr.split())}")
-        return parse_queue(out.stdout, getpass.getuser())
+        return parse_queue(out.stdout, _user())
 
     def history(self, since: float) -> list[Allocation]:
         """One sacct of this user's allocations in the QPU partition (its own accounting: what
@@ -157,7 +164,7 @@ class SlurmScheduler(Scheduler):
         partition = str(self.settings.get("slurm.partition"))
         start = datetime.fromtimestamp(since).isoformat(timespec="seconds")
         try:
-            out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", start, "-u", getpass.getuser(),
+            out = subprocess.run(["sacct", "-X", "-n", "-P", "-S", start, "-u", _user(),
                                   "-r", partition, "-o", HISTORY_FIELDS],
                                  capture_output=True, text=True, timeout=60)
         except (OSError, subprocess.TimeoutExpired) as exc:
