@@ -4,7 +4,6 @@ for Slurm ``make_slurm_scheduler`` picks the adapter (pyslurm or the command-lin
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 from typing import TYPE_CHECKING
@@ -62,6 +61,8 @@ def _pyslurm_matches() -> tuple[bool, str]:
         return False, "pyslurm is not installed"
     except Exception as exc:  # a pyslurm built for another Slurm fails at import
         return False, f"pyslurm does not load ({exc})"
+    import subprocess  # noqa: PLC0415 - qmio status of a local job needs no subprocess
+
     try:
         out = subprocess.run(["sinfo", "--version"], capture_output=True, text=True, timeout=10)
         running = out.stdout.split()[-1]  # "slurm 22.05.8"

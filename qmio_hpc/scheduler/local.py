@@ -17,7 +17,6 @@ import fcntl
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -89,6 +88,8 @@ class LocalScheduler(Scheduler):
         finds the first holding ``owner.lock`` and exits at once.)"""
         log = self.local_dir / "runner.log"
         owner = [sys.executable, "-m", "qmio_hpc.scheduler.local_runner", str(self.local_dir)]
+        import subprocess  # noqa: PLC0415 - only to start the queue owner
+
         with open(log, "ab") as out:
             os.chmod(log, 0o600)
             # The shell starts the owner in its background and exits at once (we reap it): the
