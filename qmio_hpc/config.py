@@ -15,7 +15,6 @@ TOML files use sections for dotted names: ``[slurm]`` / ``partition = "qpu"``.
 from __future__ import annotations
 
 import json
-
 import math
 import os
 import re
@@ -25,7 +24,6 @@ from typing import Any, Callable, Mapping, NamedTuple
 from .connection import BUILTIN_ENDPOINT
 from .errors import ConfigError
 from .protocol import MAX_SHOTS
-
 
 
 def _default_store(env: Mapping[str, str]) -> str:

@@ -289,9 +289,9 @@ class JobManager:
         A job in a session is waited for on the session's channel, which says at once when it
         is final, with the scheduler asked at most once a second (to notice a session that
         died). Other jobs: their files are looked at often (a few stat calls, every 10 ms at
-        first, backing off to 0.1 s), so a result is seen within 0.1 s of landing; the scheduler is
-        asked once a second at most, backing off to every 10 s, for the states files cannot
-        show (QUEUED, RUNNING, a job that died without a word)."""
+        first, backing off to 0.1 s), so a result is seen within 0.1 s of landing; the
+        scheduler is asked once a second at most, backing off to every 10 s, for the states
+        files cannot show (QUEUED, RUNNING, a job that died without a word)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ours = self._sessions.submitted(job_id) if self._sessions is not None else None
         if ours is not None:  # submitted by this process: no lookups in the store

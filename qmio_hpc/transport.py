@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     import logging
 
 
-
 def _log() -> "logging.Logger":
     """This module's logger, imported on the first message (a retry): ``import logging`` is
     ~5 ms of every batch step's start, and most steps log nothing."""

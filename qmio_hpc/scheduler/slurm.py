@@ -26,7 +26,6 @@ from .base import Scheduler
 from .script import render_batch_script
 
 
-
 def _user() -> str:
     """The user's name, as squeue and sacct know it (``getpass`` imported only here)."""
     import getpass  # noqa: PLC0415
