@@ -1,5 +1,5 @@
 """``python -m qmio_hpc`` is the ``qmio`` command."""
 
-from .cli import main
+from .fast_cli import main
 
 main()

@@ -7,20 +7,19 @@ job; 4 the QPU endpoint failed; 5 the scheduler failed; 6 gave up waiting (the j
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import os
 import sys
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import JobFailedError, ProgramError, QmioError, SchedulerError
+from . import console
+from .console import handle_errors, make_manager
+from .errors import JobFailedError, ProgramError, SchedulerError
 from .protocol import OPTIMIZATION_FLAGS, RESULTS_FORMATS, ExecutionOptions
-from .states import ALL_STATUSES, FINAL_STATUSES, Status
+from .states import ALL_STATUSES
 
 if TYPE_CHECKING:  # imported when a command runs: --help and completion stay light
     from .config import Settings
@@ -51,38 +50,18 @@ class FiniteFloat(click.FloatRange):
         return number
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"qmio: error: {message}", err=True)
-    sys.exit(code)
-
-
-def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Every expected failure becomes one line on stderr and its exit code; never a traceback."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except QmioError as exc:
-            _fail(str(exc), exc.exit_code)
-        except BrokenPipeError:  # 'qmio jobs | head': the reader has what it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(0)
-        except OSError as exc:
-            _fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
-        except KeyboardInterrupt:
-            _fail("interrupted (jobs already submitted keep running)", 130)
-    return wrapper
-
-
 def _manager(ctx: click.Context) -> JobManager:
     if "manager" not in ctx.obj:
-        from .config import Settings  # noqa: PLC0415
-        from .jobs import JobManager  # noqa: PLC0415
-        ctx.obj["manager"] = JobManager(Settings.load(ctx.obj["overrides"]))
+        ctx.obj["manager"] = make_manager(ctx.obj["overrides"])
     return ctx.obj["manager"]
 
 
-@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+#: The width click gives its help (its own rule, without the shutil import it would make for it).
+HELP_WIDTH = max(min(console.terminal_width(), 80) - 2, 50)
+
+
+@click.group(epilog=EXIT_CODES_HELP, context_settings={"help_option_names": ["-h", "--help"],
+                                                       "terminal_width": HELP_WIDTH})
 @click.option("--store", metavar="DIR", help="Job store root (setting 'store').")
 @click.option("--endpoint", metavar="ADDR",
               help="QPU control server, tcp://host:port, or 'emulator' (setting 'endpoint').")
@@ -110,20 +89,6 @@ def cli(ctx: click.Context, store: str | None, endpoint: str | None, executor: s
 
 
 # -- submit --------------------------------------------------------------------------------------
-
-def _read_program(path: str) -> str:
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read().decode("utf-8")
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ProgramError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise ProgramError(f"{path} is a directory, not an OpenQASM file") from None
-    except UnicodeDecodeError:
-        where = "standard input" if path == "-" else path
-        raise ProgramError(f"{where} is not UTF-8 text (expected OpenQASM)") from None
-
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
@@ -162,113 +127,13 @@ def submit(ctx: click.Context, files: tuple[str, ...], shots: int | None, res_fo
     """
     if executor:
         ctx.obj["overrides"]["executor"] = executor
-    if session_id and (dry_run or executor):
-        raise ProgramError("--session cannot go with --dry-run or --executor: the session's "
-                           "allocation runs the job")
-    if quiet and (as_json or wait or dry_run):
-        raise ProgramError("-q prints the job id alone: it cannot go with --json, --wait or "
-                           "--dry-run")
-    manager = _manager(ctx)
-    programs = [{"name": Path(f).stem if f != "-" else "stdin", "program": _read_program(f)}
-                for f in files]
-    options = ExecutionOptions(shots=shots or manager.settings.shots,
-                               repetition_period=repetition_period,
-                               optimization=int(optimization) if optimization else None,
-                               res_format=res_format)
-    if dry_run:
-        click.echo(manager.dry_run(programs, options), nl=False)
-        return
-    job_id = manager.submit(programs, options, session=session_id)
-    where = f"session {session_id}" if session_id else f"{manager.executor} executor"
-    if quiet:
-        click.echo(job_id)
-        return
-    if not as_json:
-        click.echo(f"Submitted job {job_id} ({where}, {len(programs)} program(s), "
-                   f"{options.shots} shots)")
-    if not wait:
-        if as_json:
-            click.echo(json.dumps({"job_id": job_id, "executor": "session" if session_id
-                                   else manager.executor, "session_id": session_id}))
-        return
-    status = manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
-    _print_result(manager, job_id, status, as_json)
-
-
-def _progress(job_id: str, quiet: bool) -> Callable[[Status], None]:
-    """Show the job's state while waiting: a live line on a terminal, a line a change otherwise."""
-    began = time.monotonic()
-    last: list[str] = [""]
-    live = sys.stderr.isatty()
-
-    def show(status: Status) -> None:
-        if quiet:
-            return
-        text = f"{job_id}: {status.name} - {status.detail}"
-        if live:
-            click.echo(f"\r\033[K{text} ({time.monotonic() - began:.0f} s)",
-                       err=True, nl=status.final)
-        elif text != last[0]:
-            click.echo(text, err=True)
-        last[0] = text
-    return show
+    console.submit(_manager(ctx), files, shots=shots, res_format=res_format,
+                   repetition_period=repetition_period, optimization=optimization, wait=wait,
+                   timeout=timeout, as_json=as_json, dry_run=dry_run, session_id=session_id,
+                   quiet=quiet, executor_given=bool(executor))
 
 
 # -- results -------------------------------------------------------------------------------------
-
-def _result_payload(manager: JobManager, job_id: str) -> dict[str, Any]:
-    from .results import counts_of  # noqa: PLC0415
-    spec = manager.spec(job_id)
-    res_format = spec["options"]["res_format"]
-    data = manager.result(job_id)
-    out = []
-    for entry, program in zip(data["results"], spec["programs"]):
-        reply = entry["reply"]
-        try:
-            counts: dict[str, int] | None = counts_of(reply, res_format, program.get("registers"))
-        except ValueError:
-            counts = None  # the majority formats have none; the reply says it all
-        out.append({"name": entry["name"], "shots": entry["shots"], "counts": counts,
-                    "reply": reply})
-    return {"job_id": job_id, "status": "DONE", "endpoint": data.get("endpoint"),
-            "results_format": res_format,
-            "bit_order": "qiskit: c[0] is the rightmost character of 'counts'; 'reply' is as "
-                         "the server sent it (c[0] leftmost)",
-            "results": out}
-
-
-def _print_result(manager: JobManager, job_id: str, status: Status, as_json: bool,
-                  top: int = 16, plot: Path | None = None) -> None:
-    """The counts as a histogram per program (``top`` outcomes, the rest summed), or JSON;
-    with ``plot``, also a picture of them all."""
-    from .histogram import bar_lines, write_picture  # noqa: PLC0415
-    if status.name != "DONE":
-        if as_json:
-            click.echo(json.dumps({"job_id": job_id, "status": status.name,
-                                   "detail": status.detail}))
-        raise manager.failure(job_id, status)
-    payload = _result_payload(manager, job_id)
-    if plot is not None:
-        drawn = [(e["name"], e["counts"]) for e in payload["results"] if e["counts"]]
-        if not drawn:
-            raise ProgramError(f"job {job_id} has no counts to draw (results format "
-                               f"{payload['results_format']})")
-        write_picture(plot, drawn, f"job {job_id}")
-    if as_json:
-        click.echo(json.dumps(payload))
-        return
-    for entry in payload["results"]:
-        counts = entry["counts"]
-        if counts is None:
-            click.echo(f"{entry['name']}: {entry['shots']} shots, {payload['results_format']}: "
-                       f"{json.dumps(entry['reply']['results'])} (c[0] leftmost)")
-            continue
-        click.echo(f"{entry['name']}: {entry['shots']} shots (bit order: c[0] rightmost)")
-        for line in bar_lines(counts, top):
-            click.echo(line)
-    if plot is not None:
-        click.echo(f"histogram written to {plot}")
-
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("job_id", metavar="ID")
@@ -288,57 +153,15 @@ def result(ctx: click.Context, job_id: str, wait: bool, timeout: float | None, t
     from .histogram import check_picture_path  # noqa: PLC0415
     picture = check_picture_path(plot) if plot else None
     manager = _manager(ctx)
-    status = (manager.wait(job_id, timeout=timeout, on_status=_progress(job_id, as_json))
+    status = (manager.wait(job_id, timeout=timeout, on_status=console.progress(job_id, as_json))
               if wait else manager.status(job_id))
     if not status.final:
         raise JobFailedError(f"job {job_id} is {status.name} ({status.detail}); no result yet "
                              f"(use --wait)")
-    _print_result(manager, job_id, status, as_json, top, picture)
+    console.print_result(manager, job_id, status, as_json, top, picture)
 
 
 # -- status, jobs, cancel ------------------------------------------------------------------------
-
-def _status_rows(manager: JobManager, ids: list[str]) -> list[dict[str, Any]]:
-    """One row a job; a QUEUED one also says where it stands in the QPU's queue (``queue``)."""
-    statuses = manager.statuses(ids)
-    places = manager.places(statuses)
-    rows = []
-    for job_id, s in statuses.items():
-        row = {"job_id": job_id, "status": s.name, "scheduler_state": s.scheduler_state,
-               "detail": s.detail}
-        place = places.get(job_id)
-        if place is not None:
-            row["queue"] = {**place, "expected_start": _iso(place["expected_start"])}
-            row["detail"] = f"{s.detail}; {_place_words(place)}"
-        rows.append(row)
-    return rows
-
-
-def _iso(stamp: float | None) -> str | None:
-    from datetime import datetime  # noqa: PLC0415
-    return datetime.fromtimestamp(stamp).isoformat(timespec="seconds") if stamp else None
-
-
-def _place_words(place: dict[str, Any]) -> str:
-    holding = place["holding"]
-    words = (f"place {place['place']} of {place['waiting']} waiting for the QPU "
-             f"({holding} job{'s' if holding != 1 else ''} or session{'s' if holding != 1 else ''}"
-             f" holding it")
-    if place["expected_start"]:
-        words += f"; expected to start {_iso(place['expected_start']).replace('T', ' ')}"
-    return words + ")"
-
-
-def _print_table(rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        click.echo("no jobs")
-        return
-    widths = [max(len("ID"), *(len(r["job_id"]) for r in rows)),
-              max(len("STATUS"), *(len(r["status"]) for r in rows))]
-    click.echo(f"{'ID':<{widths[0]}}  {'STATUS':<{widths[1]}}  DETAIL")
-    for r in rows:
-        click.echo(f"{r['job_id']:<{widths[0]}}  {r['status']:<{widths[1]}}  {r['detail']}")
-
 
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("job_ids", nargs=-1, metavar="[ID...]")
@@ -353,16 +176,7 @@ def status(ctx: click.Context, job_ids: tuple[str, ...], show_all: bool, as_json
     Statuses are Qiskit's, and move forward only: QUEUED, INITIALIZING, VALIDATING, RUNNING,
     then DONE, CANCELLED or ERROR; DETAIL gives the scheduler's reason or the error.
     """
-    manager = _manager(ctx)
-    rows = _status_rows(manager, list(job_ids) or manager.job_ids())
-    if not job_ids and not show_all:
-        rows = [r for r in rows if r["status"] not in FINAL_STATUSES]
-    if as_json:
-        click.echo(json.dumps(rows))
-    elif not rows and not job_ids and not show_all:
-        click.echo("no jobs waiting or running ('qmio jobs' lists the newest)")
-    else:
-        _print_table(rows)
+    console.status(_manager(ctx), job_ids, show_all, as_json)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -379,7 +193,7 @@ def queue(ctx: click.Context, as_json: bool) -> None:
     entries = manager.scheduler().queue()
     rows = [{"place": None if e.holding else i, "id": e.alloc_id, "kind": e.kind,
              "state": "HOLDING" if e.holding else "WAITING",
-             "expected_start": _iso(e.expected_start)}
+             "expected_start": console.iso(e.expected_start)}
             for i, e in enumerate(entries, 1 - sum(x.holding for x in entries)) if e.mine]
     others = [e for e in entries if not e.mine]
     summary = {"holding": sum(e.holding for e in entries),
@@ -420,15 +234,15 @@ def usage(ctx: click.Context, since: str | None, as_json: bool) -> None:
     rows = manager.usage(after)
     days: dict[str, dict[str, Any]] = {}
     for r in rows:
-        day = days.setdefault(_iso(r["started"])[:10], {"jobs": 0, "sessions": 0, "held_seconds":
-                                                        0.0, "used_seconds": 0.0})
+        day = days.setdefault(console.iso(r["started"])[:10],
+                              {"jobs": 0, "sessions": 0, "held_seconds": 0.0, "used_seconds": 0.0})
         day["jobs" if r["kind"] == "job" else "sessions"] += 1
         day["held_seconds"] += r["held_seconds"]
         day["used_seconds"] += r["used_seconds"] or 0.0
     total = {key: sum(d[key] for d in days.values())
              for key in ("jobs", "sessions", "held_seconds", "used_seconds")}
     if as_json:
-        click.echo(json.dumps({"since": _iso(after), "days": days, "total": total,
+        click.echo(json.dumps({"since": console.iso(after), "days": days, "total": total,
                                "allocations": rows}))
         return
     click.echo(f"{'DAY':<11} {'JOBS':>5} {'SESSIONS':>8} {'HELD':>10} {'USED':>10}")
@@ -479,14 +293,14 @@ def jobs(ctx: click.Context, states: tuple[str, ...], since: str | None, limit: 
         ids = [job_id for job_id in ids if manager.submitted_at(job_id) >= after]
     if not states:
         ids = ids[:limit]
-    rows = _status_rows(manager, ids)
+    rows = console.status_rows(manager, ids)
     if states:
         wanted = {state.upper() for state in states}
         rows = [r for r in rows if r["status"] in wanted][:limit]
     if as_json:
         click.echo(json.dumps(rows))
     else:
-        _print_table(rows)
+        console.print_table(rows)
 
 
 @cli.command(epilog=EXIT_CODES_HELP)
@@ -529,8 +343,8 @@ def resubmit(ctx: click.Context, job_id: str, session_id: str | None, wait: bool
     if not as_json:
         click.echo(f"Submitted job {new_id} (again: the programs of {job_id})")
     if wait:
-        status = manager.wait(new_id, on_status=_progress(new_id, as_json))
-        _print_result(manager, new_id, status, as_json)
+        status = manager.wait(new_id, on_status=console.progress(new_id, as_json))
+        console.print_result(manager, new_id, status, as_json)
 
 
 # -- the device -----------------------------------------------------------------------------------
@@ -714,9 +528,9 @@ def main() -> None:
         code = cli.main(prog_name="qmio", standalone_mode=False)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx is not None else "qmio"
-        _fail(f"{exc.format_message()} (see '{command} --help')", 2)
+        console.fail(f"{exc.format_message()} (see '{command} --help')", 2)
     except click.ClickException as exc:
-        _fail(exc.format_message(), exc.exit_code)
+        console.fail(exc.format_message(), exc.exit_code)
     except click.Abort:
-        _fail("interrupted (jobs already submitted keep running)", 130)
+        console.fail("interrupted (jobs already submitted keep running)", 130)
     sys.exit(code if isinstance(code, int) else 0)

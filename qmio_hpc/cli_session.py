@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import EXIT_CODES_HELP, FiniteFloat, _manager, handle_errors
+from .cli import EXIT_CODES_HELP, FiniteFloat, _manager
+from .console import handle_errors
 from .errors import JobTimeoutError, ProgramError
 
 if TYPE_CHECKING:  # the sessions module is imported by the commands that use it

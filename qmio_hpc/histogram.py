@@ -8,10 +8,10 @@ one picture, as Qiskit draws a list of counts with a legend.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
+from .console import terminal_width
 from .errors import ConfigError
 
 #: The picture formats ``plot`` writes (matplotlib's names for them).
@@ -27,7 +27,7 @@ def bar_lines(counts: dict[str, int], top: int = 16, width: int | None = None) -
     shown, rest = ranked[:top], ranked[top:]
     label = max((len(bits) for bits, _ in shown), default=0)
     digits = max((len(str(n)) for _, n in shown), default=1)
-    width = width or shutil.get_terminal_size((80, 24)).columns
+    width = width or terminal_width()
     room = max(10, width - label - digits - 15)  # 2 + 2 + 2 spaces, " 100.0%", a margin
     full = ranked[0][1] if ranked else 1
     block = "\u2588" if _unicode() else "#"

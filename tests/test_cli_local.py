@@ -220,7 +220,7 @@ def test_help_and_status_do_not_import_qiskit(qmio_env, args):
     assert out.returncode == 0, out.stderr
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines()
                 if line.startswith("import time:")}
-    assert "qmio_hpc.cli" in imported  # the measurement works
+    assert "qmio_hpc.fast_cli" in imported  # the measurement works
     assert not [m for m in imported if m == "qiskit" or m.startswith("qiskit.")]
 
 

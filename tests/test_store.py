@@ -136,6 +136,13 @@ def test_a_spare_directory_becomes_a_job_whole_and_its_placeholders_are_used(tmp
     # ... and what it loads to reach the built-in emulator, when that is the endpoint
     ("qmio_hpc.emulator.launcher", {"qiskit", "numpy", "dataclasses", "logging", "subprocess",
                                     "tempfile", "socket"}),
+    # the console script decides which door before it loads anything (status and submit: no
+    # click), and what both doors print with needs no click either
+    ("qmio_hpc.fast_cli", {"click", "qiskit", "zmq", "qmio_hpc.config", "qmio_hpc.jobs",
+                           "shutil"}),
+    ("qmio_hpc.console", {"click", "qiskit", "zmq", "qmio_hpc.jobs", "shutil", "subprocess"}),
+    # the batch script: rendered in every backend.run, with no importlib.resources
+    ("qmio_hpc.scheduler.script", {"qiskit", "zmq", "click", "importlib.resources"}),
     # every command reads the store
     ("qmio_hpc.store", {"qiskit", "zmq", "secrets", "shutil", "click"}),
     ("qmio_hpc.jobs", {"qiskit", "numpy", "hashlib", "tomllib", "asyncio"}),
