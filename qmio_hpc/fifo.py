@@ -14,7 +14,6 @@ add to the queue without a server, and a reader never sees half an entry.
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 
@@ -62,7 +61,7 @@ class FifoQueue:
             os.close(fd)
             return path
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = self.directory / f".{name}.{secrets.token_hex(4)}.tmp"
+        tmp = self.directory / f".{name}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, content.encode())

@@ -288,10 +288,11 @@ class JobManager:
 
         A job in a session is waited for on the session's channel, which says at once when it
         is final, with the scheduler asked at most once a second (to notice a session that
-        died). Other jobs: their files are looked at often (a few stat calls, every 10 ms at
-        first, backing off to 0.1 s), so a result is seen within 0.1 s of landing; the
-        scheduler is asked once a second at most, backing off to every 10 s, for the states
-        files cannot show (QUEUED, RUNNING, a job that died without a word)."""
+        died). Other jobs: their files are looked at often (a few stat calls, every 2 ms at
+        first, backing off to 0.1 s after some seconds), so a short job's result is seen within
+        a few ms of landing, a long one's within 0.1 s; the scheduler is asked once a second at
+        most, backing off to every 10 s, for the states files cannot show (QUEUED, RUNNING, a
+        job that died without a word)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         ours = self._sessions.submitted(job_id) if self._sessions is not None else None
         if ours is not None:  # submitted by this process: no lookups in the store
@@ -303,7 +304,7 @@ class JobManager:
         # channel says when it is final, and a session that died is noticed within a second.
         # (One with an outcome already is looked up at once: see the loop.)
         next_query = 0.0 if session is None else time.monotonic() + 1.0
-        query_every, look_every, last_query = 1.0, 0.01, -1.0
+        query_every, look_every, last_query = 1.0, 0.002, -1.0
         status = Status("QUEUED", "submitted")
         # A job this process submitted has its channel answer coming: no need to look first.
         look = ours is None
@@ -342,7 +343,7 @@ class JobManager:
                                     else min(pause, left))
                 continue
             time.sleep(min(look_every, pause, left if left is not None else look_every))
-            look_every = min(look_every * 1.05, 0.1)  # a few stat calls: cheap to do often
+            look_every = min(look_every * 1.02, 0.1)  # a few stat calls: cheap to do often
 
     # -- outcome ----------------------------------------------------------------------------------
 

@@ -8,9 +8,11 @@ prints ``c[0]`` rightmost, so conversions live here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .errors import ProgramError
 
@@ -95,6 +97,7 @@ class ExecutionOptions:
         return ExecutionOptions, tuple(self.to_dict().values())
 
 
+@functools.lru_cache(maxsize=64)  # a job's programs share their options: built once, not each
 def build_compiler_config(options: ExecutionOptions) -> str:
     """QAT's serialised ``CompilerConfig`` JSON, in the shape CESGA's client sends."""
     inline, formatting = RESULTS_FORMATS[options.res_format]

@@ -42,6 +42,7 @@ _QELIB1 = {"u3": (3, 1), "u2": (2, 1), "u1": (1, 1), "cx": (0, 2), "id": (0, 1),
 #: Once the program declares it with this signature (``opaque delay(t) q;``):
 _DECLARED = {"delay": (1, 1)}
 _CUSTOM = _BUILTIN | _QELIB1 | _DECLARED
+_QELIB1_SYMBOLS = {name: ("gate", *shape, None) for name, shape in _QELIB1.items()}
 
 #: Whitespace and comments, then one token: a number (not run into a word), a name, a string, a
 #: symbol, something malformed (the last two alternatives), or the end of the program ("").
@@ -238,6 +239,11 @@ class _Parser:
         self._expect(";", "';'")
         if name[1:-1] != "qelib1.inc":
             raise self.error(f'only "qelib1.inc" can be included, not {name}', self.pos - 2)
+        if self.overridable.keys() >= _QELIB1.keys() and not self.symbols.keys() & _QELIB1.keys():
+            # the usual case, an include before any gate of its own: what _define does, at once
+            self.overridable = {k: v for k, v in self.overridable.items() if k not in _QELIB1}
+            self.symbols.update(_QELIB1_SYMBOLS)
+            return 1
         for gate, (params, qubits) in _QELIB1.items():
             self._define(self.pos - 2, gate, params, qubits)
         return 1

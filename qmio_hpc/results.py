@@ -15,7 +15,8 @@ from per-shot (``raw``) values; ``jobs`` asks for ``raw`` when a program has sev
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .protocol import counts_to_qiskit, join_shots
 

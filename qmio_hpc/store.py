@@ -234,7 +234,7 @@ class JobDir:
                           {"kind": kind, "message": message, "time": time.time()})
 
     def is_cancelled(self) -> bool:
-        return self.file("cancelled").exists()
+        return os.path.exists(f"{self.path}/cancelled")  # (a batch step asks before each program)
 
     def cancel_requested(self) -> bool:
         """Should the step stop at its next execution? A batch job's cancel mark asks it; a
@@ -242,7 +242,7 @@ class JobDir:
         return self.is_cancelled() or self.has_cancel_request()
 
     def has_cancel_request(self) -> bool:
-        return self.file("cancel-request").exists()
+        return os.path.exists(f"{self.path}/cancel-request")
 
     def request_cancel(self, reason: str = "cancelled by user") -> None:
         write_json_atomic(self.file("cancel-request"), {"reason": reason, "time": time.time()})
@@ -257,7 +257,7 @@ class JobDir:
 
     def has_outcome(self) -> bool:
         """A cheap look (no parsing): is there a result, an error or a cancel mark?"""
-        return any(os.path.exists(self.path / name)
+        return any(os.path.exists(f"{self.path}/{name}")
                    for name in ("result.json", "error.json", "cancelled"))
 
     def claim_outcome(self, by: str) -> bool:

@@ -71,6 +71,7 @@ class QPUClient:
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None
+        self._polled: tuple[tuple[zmq.Socket, ...], zmq.Poller | None] = ((), None)
         self.background = background
         self.curve = curve  # (server public, own public, own secret): talk to that server only
 
@@ -100,6 +101,7 @@ class QPUClient:
         if self._monitor is not None:
             self._monitor.close(linger=0)
             self._monitor = None
+        self._polled = ((), None)
 
     def close(self) -> None:
         self._discard()
@@ -170,13 +172,9 @@ class QPUClient:
             f"{attempts} attempts", self.endpoint)
 
     def _await_reply(self, sock: zmq.Socket, timeout: float) -> bytes | None:
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
         assert self._monitor is not None
-        poller.register(self._monitor, zmq.POLLIN)
         others = self.background.sockets if self.background is not None else []
-        for other in others:
-            poller.register(other, zmq.POLLIN)
+        poller = self._poller(sock, self._monitor, *others)
         tick = 0.2 if others else 1.0
         deadline = time.monotonic() + timeout
         if self.background is not None:
@@ -196,6 +194,16 @@ class QPUClient:
                 event = recv_monitor_message(self._monitor)
                 if event["event"] == zmq.EVENT_DISCONNECTED:
                     raise _ConnectionLost()
+
+    def _poller(self, *sockets: zmq.Socket) -> zmq.Poller:
+        """A poller for ``sockets``, made again only when they change (not for every program
+        sent on the same socket)."""
+        if self._polled[0] != sockets:
+            poller = zmq.Poller()
+            for sock in sockets:
+                poller.register(sock, zmq.POLLIN)
+            self._polled = (sockets, poller)
+        return self._polled[1]
 
     def _decode(self, raw: bytes) -> Any:
         try:

@@ -53,8 +53,13 @@ def dumps(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_plain(obj: Any) -> Any:
     """Turn numpy arrays and scalars into lists and Python numbers, for JSON files."""
+    if type(obj) in _PLAIN:  # most of a reply: bitstrings and counts
+        return obj
     if hasattr(obj, "tolist"):
         return obj.tolist()
     if isinstance(obj, dict):

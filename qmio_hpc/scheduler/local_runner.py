@@ -21,13 +21,11 @@ deciding that under the queue lock so that no ticket is left without an owner.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
 import json
+import importlib
 import os
-import runpy
-import select
 import signal
 import sys
 import time
@@ -104,7 +102,12 @@ class Owner:
         signal.signal(signal.SIGTERM, self._on_term)
         signal.signal(signal.SIGINT, self._on_term)
         qpu_fd = os.open(self.local_dir / "qpu.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        import qmio_hpc.step  # noqa: F401,PLC0415 - once here, not in every job's child
+        # Imported once here, not in every job's child (nor by submitters, who import this
+        # module for queue_lock and wake):
+        import ctypes  # noqa: F401,PLC0415 - the children's prctl
+        import select  # noqa: PLC0415
+
+        import qmio_hpc.step  # noqa: F401,PLC0415
         import qmio_hpc.worker  # noqa: F401,PLC0415
         idle_since = time.monotonic()
         try:
@@ -215,6 +218,7 @@ def _start(directory: Path, args: list[str], inherited: tuple[int, ...]) -> int:
     try:
         os.setpgid(0, 0)  # its own group: a cancel signals the step, never the owner
         try:
+            import ctypes  # noqa: PLC0415 - the owner has it loaded (serve)
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass  # no prctl here: the child outlives a killed owner
@@ -233,8 +237,9 @@ def _start(directory: Path, args: list[str], inherited: tuple[int, ...]) -> int:
             os.close(source)
         sys.argv = [args[1], *args[2:]]
         try:
-            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-            code = 0
+            # The module's main(), as ``python -m`` would run it, minus the import: the owner
+            # has the module loaded already (serve)
+            code = importlib.import_module(args[1]).main(sys.argv)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:  # noqa: BLE001 - a crash of the child is its exit code, and a trace
