@@ -307,6 +307,24 @@ def test_site_template_directives_after_command(tmp_path: Path, job: JobDir) -> 
         render_batch_script(load(tmp_path, {"slurm.template_dir": str(site)}), job)
 
 
+def test_an_edited_site_template_is_read_again(tmp_path: Path, job: JobDir) -> None:
+    """Templates are read once per version of the file: an edit between two submissions of the
+    same process (a notebook's loop) is seen by the second."""
+    site = tmp_path / "site"
+    site.mkdir()
+    settings = load(tmp_path, {"slurm.template_dir": str(site)})
+    (site / TEMPLATE_NAME).write_text("#!/bin/bash\n${sbatch_directives}\n# first\n"
+                                      "exec ${command}\n")
+    assert "# first" in render_batch_script(settings, job)
+    (site / TEMPLATE_NAME).write_text("#!/bin/bash\n${sbatch_directives}\n# second one\n"
+                                      "exec ${command}\n")
+    second = render_batch_script(settings, job)
+    assert "# second one" in second and "# first" not in second
+    (site / TEMPLATE_NAME).unlink()
+    with pytest.raises(ConfigError, match="qmio_job.sbatch"):
+        render_batch_script(settings, job)
+
+
 def test_missing_template_dir(tmp_path: Path, job: JobDir) -> None:
     missing = tmp_path / "no-such-dir"
     with pytest.raises(ConfigError) as info:

@@ -16,6 +16,7 @@ node.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 import string
@@ -62,9 +63,33 @@ def template_path(settings: Settings) -> Path:
                               f"{TEMPLATE_NAME}; put the site's template there, or unset the "
                               f"setting to use the built-in one")
         return directory / TEMPLATE_NAME
+    return _builtin_template()
+
+
+@functools.cache
+def _builtin_template() -> Path:
     # The package is installed as files (setuptools, editable or not), so a path beside this
     # module; importlib.resources would cost every submission ~3 ms of imports.
     return Path(__file__).resolve().parent.parent / "templates" / TEMPLATE_NAME
+
+
+def read_template(path: Path) -> tuple[string.Template, bool]:
+    """The template at ``path``, and whether it runs ``${command}``: read once for each version
+    of the file (a loop of ``backend.run`` calls renders it hundreds of times)."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"cannot read batch script template {path}: {exc}") from None
+    return _read_template(path, info.st_mtime_ns, info.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_template(path: Path, _mtime_ns: int, _size: int) -> tuple[string.Template, bool]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read batch script template {path}: {exc}") from None
+    return string.Template(text), bool(re.search(r"(?<!\$)\$(\{command\}|command\b)", text))
 
 
 def render_batch_script(settings: Settings, job: JobDir, *, python: str | None = None,
@@ -76,10 +101,7 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
     job name. Raises ConfigError for a value that could not be written safely or a broken template.
     """
     path = template_path(settings)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read batch script template {path}: {exc}") from None
+    template, runs_command = read_template(path)
     job_dir = str(job.path.absolute())
     interpreter = settings.get("slurm.python") or python or sys.executable
     _no_nul("slurm.python", interpreter)
@@ -95,7 +117,7 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
         "job_dir": shlex.quote(job_dir),
     }
     try:
-        script = string.Template(text).substitute(values)
+        script = template.substitute(values)
     except KeyError as exc:
         raise ConfigError(f"batch script template {path}: unknown placeholder ${{{exc.args[0]}}}; "
                           f"known: {', '.join(PLACEHOLDERS)} (write $$ for a literal $)") from None
@@ -103,7 +125,7 @@ def render_batch_script(settings: Settings, job: JobDir, *, python: str | None =
         raise ConfigError(f"batch script template {path}: {exc} "
                           f"(write $$ for a literal $)") from None
     _check_layout(script, path)
-    if not re.search(r"(?<!\$)\$(\{command\}|command\b)", text):
+    if not runs_command:
         # A template that runs its own fixed command would run a session's worker as a batch step.
         raise ConfigError(f"batch script template {path} never runs ${{command}}: end it with "
                           f"'exec ${{command}}' (jobs and sessions both need it)")
