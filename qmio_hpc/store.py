@@ -115,7 +115,7 @@ def sync_directory(path: Path) -> None:
         pass
 
 
-def read_json(path: Path) -> Any | None:
+def read_json(path: Path | str) -> Any | None:
     """The file's content, or None if it does not exist (or is not complete JSON yet). Plain
     reads, no file object: this is on every session job's path, twice."""
     try:
@@ -167,9 +167,14 @@ class JobDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def _at(self, name: str) -> str:
+        """``file(name)`` as a string, for the reads every status lookup makes (a pathlib join
+        costs more than the read of a small file)."""
+        return f"{self.path}/{name}"
+
     # spec & scheduler record
     def spec(self) -> dict[str, Any]:
-        spec = read_json(self.file("spec.json"))
+        spec = read_json(self._at("spec.json"))
         if spec is None:
             raise QmioError(f"job directory {self.path} has no readable spec.json")
         return spec
@@ -177,9 +182,9 @@ class JobDir:
     def scheduler_record(self) -> dict[str, Any] | None:
         """Which executor has the job, and its id there. A job in a session carries this in its
         spec (one file fewer to create on the session's fast path)."""
-        record = read_json(self.file("scheduler.json"))
+        record = read_json(self._at("scheduler.json"))
         if record is None:
-            spec = read_json(self.file("spec.json"))
+            spec = read_json(self._at("spec.json"))
             if isinstance(spec, dict) and spec.get("session"):
                 return {"executor": "session", "job_id": spec.get("job_id"),
                         "session": spec["session"]}
@@ -192,7 +197,7 @@ class JobDir:
 
     # step progress
     def state(self) -> dict[str, Any] | None:
-        return read_json(self.file("state.json"))
+        return read_json(self._at("state.json"))
 
     def set_state(self, phase: str, message: str = "") -> None:
         write_json_atomic(self.file("state.json"),
@@ -202,7 +207,7 @@ class JobDir:
     # outcome
     def result(self) -> dict[str, Any] | None:
         """The result if a complete one exists: JSON that parses and says it is complete."""
-        data = read_json(self.file("result.json"))
+        data = read_json(self._at("result.json"))
         if isinstance(data, dict) and data.get("complete") is True:
             return data
         return None
@@ -227,7 +232,7 @@ class JobDir:
             sync_directory(self.path)
 
     def error(self) -> dict[str, Any] | None:
-        return read_json(self.file("error.json"))
+        return read_json(self._at("error.json"))
 
     def write_error(self, kind: str, message: str) -> None:
         write_json_atomic(self.file("error.json"),
@@ -252,7 +257,7 @@ class JobDir:
             write_json_atomic(self.file("cancelled"), {"reason": reason, "time": time.time()})
 
     def cancel_reason(self) -> str:
-        data = read_json(self.file("cancelled"))
+        data = read_json(self._at("cancelled"))
         return str(data.get("reason", "cancelled")) if isinstance(data, dict) else "cancelled"
 
     def has_outcome(self) -> bool:
@@ -279,7 +284,7 @@ class JobDir:
     def declared(self) -> dict[str, str] | None:
         """The final status a status lookup wrote down for a job that ended without writing its
         own outcome (``JobManager.statuses``); it is the job's end for good."""
-        data = read_json(self.file("final.json"))
+        data = read_json(self._at("final.json"))
         if isinstance(data, dict) and data.get("status") in ("CANCELLED", "ERROR"):
             return {"status": str(data["status"]), "detail": str(data.get("detail", ""))}
         return None
@@ -314,7 +319,7 @@ class SessionDir(JobDir):
     """
 
     def worker_info(self) -> dict[str, Any]:
-        data = read_json(self.file("worker.json"))
+        data = read_json(self._at("worker.json"))
         return data if isinstance(data, dict) else {}
 
     def write_worker_info(self, info: dict[str, Any], *, durable: bool = False) -> None:
@@ -324,7 +329,7 @@ class SessionDir(JobDir):
         return self.file("closed").exists()
 
     def closed_info(self) -> dict[str, Any]:
-        data = read_json(self.file("closed"))
+        data = read_json(self._at("closed"))
         return data if isinstance(data, dict) else {}
 
     def mark_closed(self, reason: str) -> None:
@@ -414,6 +419,9 @@ class JobStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._ensured: set[str] = set()  # folders made (and checked 0700) by this process
+        # Job id -> directory, as the last scan of ids/ found it. A link never changes what it
+        # names (``_link`` refuses), so get() need not read it again.
+        self._seen: dict[str, Path] = {}
 
     def _ensure(self, kind: str = "job") -> None:
         if kind in self._ensured:
@@ -464,7 +472,7 @@ class JobStore:
     def link_session(self, session_id: str, session: SessionDir) -> None:
         self._link("session", session_id, session)
 
-    def _follow(self, link: Path, kind: str = "job") -> Path | None:
+    def _follow(self, link: Path | str, kind: str = "job") -> Path | None:
         """The directory ``link`` names, if it is a link of ours (``../<folder>/<key>``) to a
         directory of that kind's folder. One readlink and one stat: no path resolution."""
         try:
@@ -476,12 +484,12 @@ class JobStore:
         key = target[len(prefix):]
         if not target.startswith(prefix) or not key or "/" in key or key.startswith("."):
             return None
-        path = self.root / folder / key
-        return path if path.is_dir() else None
+        where = f"{self.root}/{folder}/{key}"
+        return Path(where) if os.path.isdir(where) else None
 
     def get(self, job_id: str) -> JobDir:
         validate_job_id(job_id)
-        path = self._follow(self.root / "ids" / job_id)
+        path = self._seen.get(job_id) or self._follow(f"{self.root}/ids/{job_id}")
         if path is None and "." in job_id:  # <session id>.<number>: inside its session
             session_id, number = job_id.rsplit(".", 1)
             try:
@@ -506,14 +514,18 @@ class JobStore:
         return SessionDir(path)
 
     def _ids(self, kind: str) -> list[tuple[str, Path]]:
-        index = self.root / self.KINDS[kind][1]
-        if not index.is_dir():
+        try:
+            links = os.scandir(f"{self.root}/{self.KINDS[kind][1]}")
+        except (FileNotFoundError, NotADirectoryError):
             return []
         entries = []
-        for link in index.iterdir():
-            path = self._follow(link, kind) if JOB_ID_RE.match(link.name) else None
-            if path is not None:
-                entries.append((link.name, path))
+        with links:
+            for link in links:
+                path = self._follow(link.path, kind) if JOB_ID_RE.match(link.name) else None
+                if path is not None:
+                    entries.append((link.name, path))
+        if kind == "job":  # what get() would look up again, link by link
+            self._seen.update(entries)
         entries.sort(key=lambda e: e[1].name)
         return entries
 
