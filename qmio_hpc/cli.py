@@ -1,4 +1,7 @@
-"""The ``qmio`` command. Imports Qiskit only in commands that need it (not status, jobs, cancel).
+"""The ``qmio`` command's options and commands, with click. Imports Qiskit only in commands that
+need it (not status, jobs, cancel). The console script is ``fast_cli``: it runs the plain forms of
+``submit`` and ``status`` without click, and hands everything else to ``main`` here; the work and
+the output of both are in ``console``.
 
 Exit codes: 0 success; 1 the job ended in ERROR or CANCELLED; 2 bad input or usage; 3 no such
 job; 4 the QPU endpoint failed; 5 the scheduler failed; 6 gave up waiting (the job goes on);

@@ -42,7 +42,7 @@ def parse(argv: list[str]) -> tuple[str, list[str], dict[str, Any]] | None:
     options: dict[str, Any] = {}
     rest = iter(argv[1:])
     for word in rest:
-        if word == "-" and command == "submit" or not word.startswith("-"):
+        if (word == "-" and command == "submit") or not word.startswith("-"):
             words.append(word)
             continue
         if word not in known or known[word][0] in options:
