@@ -27,7 +27,10 @@ def check_circuit(circuit: QuantumCircuit, target: Target) -> None:
         raise ProgramError(f"circuit {name!r} has {circuit.num_qubits} qubits but the device has "
                            f"{target.num_qubits}; use at most {target.num_qubits}")
     native = set(target.operation_names)
-    foreign = sorted({inst.operation.name for inst in circuit.data} - native - ALWAYS_ALLOWED)
+    # Each pass over circuit.data builds its instructions' Python objects again: one pass here.
+    index = {bit: i for i, bit in enumerate(circuit.qubits)}
+    steps = [(inst.name, inst.qubits) for inst in circuit.data]
+    foreign = sorted({op_name for op_name, _ in steps} - native - ALWAYS_ALLOWED)
     if foreign:
         raise ProgramError(
             f"circuit {name!r} uses {', '.join(foreign)}, which the device cannot run (native: "
@@ -35,21 +38,20 @@ def check_circuit(circuit: QuantumCircuit, target: Target) -> None:
             f"backend), or pass transpile=True to run()")
     measured: set[int] = set()
     any_measure = False
-    for inst in circuit.data:
-        op = inst.operation
-        qubits = tuple(circuit.find_bit(q).index for q in inst.qubits)
-        if op.name == "measure":
+    for op_name, bits in steps:
+        if op_name == "barrier":
+            continue
+        qubits = tuple(index[q] for q in bits)
+        if op_name == "measure":
             measured.update(qubits)
             any_measure = True
-            continue
-        if op.name == "barrier":
             continue
         if measured.intersection(qubits):
             raise ProgramError(f"circuit {name!r} acts on qubit {sorted(measured & set(qubits))[0]}"
                                f" after measuring it; the device has no mid-circuit measurement: "
                                f"move every measurement to the end")
-        if len(qubits) == 2 and not target.instruction_supported(op.name, qubits):
-            raise ProgramError(f"circuit {name!r} applies {op.name} to qubits {qubits}, which are "
+        if len(qubits) == 2 and not target.instruction_supported(op_name, qubits):
+            raise ProgramError(f"circuit {name!r} applies {op_name} to qubits {qubits}, which are "
                                f"not coupled that way on the device; transpile first with "
                                f"qiskit.transpile(circuit, backend)")
     if not any_measure:
