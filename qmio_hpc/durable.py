@@ -4,8 +4,10 @@ session worker's results."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
+from typing import Callable
 
 from .store import JobDir, sync_directory
 
@@ -19,7 +21,10 @@ class Syncer:
     submission wakes no thread (on a small node, every thread woken delays the messages that
     carry the job), and the jobs of one period share the fsync of their parent directory (a
     group commit); nor does the disk, however slow, hold up the next job. It ends after
-    ``IDLE_SECONDS`` without work. Pending syncs are finished before the process exits."""
+    ``IDLE_SECONDS`` without work. Pending syncs are finished before the process exits.
+
+    ``soon`` is the exception that wakes it: a task handed off by a submitter about to wait for
+    sbatch (a subprocess of milliseconds), which the thread does meanwhile."""
 
     GROUP_SECONDS = 0.02
     IDLE_SECONDS = 2.0
@@ -27,23 +32,41 @@ class Syncer:
     def __init__(self, *names: str) -> None:
         self.names = names or ("spec.json",)  # the files of each job to fsync
         self._pending: list[JobDir] = []
+        self._tasks: list[Callable[[], object]] = []
         self._lock = threading.Lock()
+        self._woken = threading.Event()
         self._thread: threading.Thread | None = None
         atexit.register(self.flush)
 
     def add(self, job: JobDir) -> None:
         with self._lock:
             self._pending.append(job)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="qmio-fsync",
-                                                daemon=True)
-                self._thread.start()
+            self._start()
+
+    def soon(self, task: Callable[[], object]) -> None:
+        """Run ``task`` on the background thread now (this one wakes it): work a submitter hands
+        off while it waits for sbatch anyway, such as making the next job's directory."""
+        with self._lock:
+            self._tasks.append(task)
+            self._start()
+        self._woken.set()
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="qmio-fsync", daemon=True)
+            self._thread.start()
 
     def _run(self) -> None:
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < self.IDLE_SECONDS:
-            time.sleep(self.GROUP_SECONDS)
-            if self.flush():
+            self._woken.wait(self.GROUP_SECONDS)
+            self._woken.clear()
+            with self._lock:
+                tasks, self._tasks = self._tasks, []
+            for task in tasks:
+                with contextlib.suppress(Exception):  # a spare not made is made on demand
+                    task()
+            if self.flush() or tasks:
                 idle_since = time.monotonic()
 
     def flush(self) -> bool:

@@ -62,6 +62,7 @@ class JobManager:
         self._executor: str | None = None
         self._sessions: "Sessions | None" = None
         self._results: dict[str, dict[str, Any]] = {}  # the last results wait() read
+        self._submitted = 0  # plain jobs this manager submitted
 
     # -- executors --------------------------------------------------------------------------------
 
@@ -136,8 +137,16 @@ class JobManager:
         # made durable in the background (and before this process exits): a loop of
         # backend.run calls does not wait for the disk four times per job.
         job = self.store.create(spec, durable=False)
+        scheduler = self.scheduler()
+        self._submitted += 1
+        if self._submitted > 1:
+            # A process that submits twice is in a loop (backend.run over parameters): the next
+            # job's directory is made on the background thread while this one's sbatch runs.
+            names = ("spec.json", "scheduler.json") + (
+                ("job.sbatch",) if scheduler.name == "slurm" else ())
+            syncer.soon(lambda: self.store.prepare_spare(names))
         try:
-            job_id = self.scheduler().submit(job, durable=False)
+            job_id = scheduler.submit(job, durable=False)
         except QmioError as exc:
             job.write_error(type(exc).__name__, f"submission failed: {exc}")
             raise

@@ -167,6 +167,57 @@ def test_submitting_an_openqasm2_file_imports_no_qiskit(qmio_env, tmp_path):
     assert "Submitted job" in out.stdout
 
 
+def test_a_submitter_in_a_loop_gets_each_next_job_directory_made_ahead(qmio_env):
+    """From its second submission on, a process makes the next job's directory (with its
+    placeholders) on its background thread while the current submission goes on; the next job
+    takes it whole (same inode), and the one left at exit is removed."""
+    code = textwrap.dedent("""
+        import json, os, sys, time
+        from qmio_hpc.jobs import JobManager
+        from qmio_hpc.protocol import ExecutionOptions
+        manager = JobManager()
+        def submit():
+            return manager.submit([{"name": "b", "program": sys.argv[1]}],
+                                  ExecutionOptions(shots=10))
+        submit()
+        assert "next" not in manager.store._spare  # one submission: no loop yet
+        submit()
+        deadline = time.time() + 10
+        while "next" not in manager.store._spare and time.time() < deadline:
+            time.sleep(0.005)
+        pid, spare = manager.store._spare["next"]
+        made = {"pid": pid == os.getpid(), "names": sorted(os.listdir(spare)),
+                "inode": os.stat(spare).st_ino}
+        third = manager.store.get(submit()).path
+        print(json.dumps({**made, "taken": os.stat(third).st_ino == made["inode"],
+                          "spare_left": spare.exists(), "files": sorted(os.listdir(third))}))
+    """)
+    out = subprocess.run([sys.executable, "-c", code, BELL_QASM], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen["pid"] and seen["taken"] and not seen["spare_left"]
+    assert seen["names"] == [".scheduler.json.pre", ".spec.json.pre"]  # local: no job.sbatch
+    assert ".spec.json.pre" not in seen["files"] and "spec.json" in seen["files"]
+    jobs = os.listdir(os.path.join(qmio_env["QMIO_STORE"], "jobs"))
+    assert len(jobs) == 3 and not [n for n in jobs if n.startswith(".")]  # the last spare: gone
+
+
+def test_a_spare_made_by_another_process_is_not_taken(tmp_path):
+    """A forked child must not fill its parent's spare (both would write one spec there)."""
+    store = JobStore(tmp_path / "store")
+    store.create({"programs": []})  # the folders
+    store.prepare_spare()
+    pid, spare = store._spare["next"]
+    store._spare["next"] = (pid + 1, spare)  # as the child of a fork sees it
+    job = store.create({"programs": [1]})
+    assert spare.exists() and job.path != spare and job.spec()["programs"] == [1]
+    store.prepare_spare()  # the next one is this process's own, and is taken
+    own = store._spare["next"][1]
+    inode = own.stat().st_ino
+    assert store.create({"programs": [2]}).path.stat().st_ino == inode and not own.exists()
+
+
 def test_a_submission_is_made_durable_before_the_process_exits(qmio_env, tmp_path):
     """The submitter leaves spec.json and scheduler.json to a background fsync (a loop of
     backend.run calls does not wait for the disk); they are still fsynced, by exit at the

@@ -10,7 +10,6 @@ cost one squeue call a second, not a thousand. The adapters fill in three hooks:
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ from typing import Iterable, Sequence
 from ..config import Settings
 from ..errors import SchedulerError
 from ..states import TERMINAL, Allocation, QueueEntry, SchedulerState, normalise_state
-from ..store import JobDir, JobStore
+from ..store import JobDir, JobStore, write_bytes_atomic
 from .base import Scheduler
 from .script import render_batch_script
 
@@ -92,15 +91,9 @@ class SlurmScheduler(Scheduler):
         # job.sbatch is written before the hook runs: the pyslurm adapter submits that file.
         where = JobDir(directory)
         script = self.render(where, args, name="qmio" if kind == "job" else f"qmio-{kind}")
-        # The user's alone from the start (0600), written with one open and one write.
-        fd = os.open(where.file("job.sbatch"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # a file left from before keeps its mode otherwise
-            view = memoryview(script.encode())
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        # The user's alone (0600), whole or not there, into its placeholder if the directory
+        # was made ahead of time (JobStore.prepare_spare); made durable with the spec.
+        write_bytes_atomic(where.file("job.sbatch"), script.encode(), durable=False)
         slurm_id = self._submit_script(script, where)
         self._watched.add(slurm_id)
         return slurm_id
