@@ -264,7 +264,7 @@ class JobDir:
                           {"kind": kind, "message": message, "time": time.time()})
 
     def is_cancelled(self) -> bool:
-        return os.path.exists(f"{self.path}/cancelled")  # (a batch step asks before each program)
+        return os.path.exists(self._at("cancelled"))  # (a batch step asks before each program)
 
     def cancel_requested(self) -> bool:
         """Should the step stop at its next execution? A batch job's cancel mark asks it; a
@@ -272,7 +272,7 @@ class JobDir:
         return self.is_cancelled() or self.has_cancel_request()
 
     def has_cancel_request(self) -> bool:
-        return os.path.exists(f"{self.path}/cancel-request")
+        return os.path.exists(self._at("cancel-request"))
 
     def request_cancel(self, reason: str = "cancelled by user") -> None:
         write_json_atomic(self.file("cancel-request"), {"reason": reason, "time": time.time()})
@@ -287,7 +287,7 @@ class JobDir:
 
     def has_outcome(self) -> bool:
         """A cheap look (no parsing): is there a result, an error or a cancel mark?"""
-        return any(os.path.exists(f"{self.path}/{name}")
+        return any(os.path.exists(self._at(name))
                    for name in ("result.json", "error.json", "cancelled"))
 
     def claim_outcome(self, by: str) -> bool:
@@ -395,12 +395,9 @@ class SessionDir(JobDir):
         return job
 
     def make_spare(self) -> Path | None:
-        """A job directory made ahead of time, not yet anybody's: ``jobs/.spare-<pid>-<tag>/``
-        with the placeholders of its spec, its result and its queue entry. Creating files is
-        what a submission and a result cost most on a node that was idle (here ~1 ms each for a
-        directory and a file after a few ms idle, 30 µs when busy; on Lustre, metadata server
-        round trips), so a submitter makes the next job's directory while the worker runs the
-        current job. None if it cannot be made (the next submission then makes its own)."""
+        """The next job's directory, made ahead of time (``make_spare``) with the placeholders
+        of its spec, its result and its queue entry: a submitter makes it while the worker runs
+        the current job. None if it cannot be made."""
         return make_spare(self.path / "jobs", ("spec.json", "result.json", QUEUE_ENTRY))
 
     def remove_spares(self) -> None:
