@@ -152,6 +152,8 @@ class JobManager:
             raise
         finally:
             syncer.add(job)
+        if self._submitted > 1:
+            syncer.soon(scheduler.prepare_next)  # under Slurm, the next sbatch starts now
         return job_id
 
     def _check(self, name: str, program: Any) -> None:

@@ -65,6 +65,10 @@ class Scheduler(ABC):
     def cancel(self, ids: Iterable[str]) -> None:
         """Ask the executor to end these allocations. The caller has already marked them."""
 
+    def prepare_next(self) -> None:
+        """Get ready for another submission from this process, which is submitting in a loop:
+        called on a background thread once a submission has returned. Nothing by default."""
+
     def queue(self) -> list[QueueEntry]:
         """The QPU's queue: the allocations holding it, then those waiting, in the order they
         are expected to get it. Empty where the executor cannot tell."""
