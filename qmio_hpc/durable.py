@@ -34,6 +34,7 @@ class Syncer:
         self._pending: list[JobDir] = []
         self._tasks: list[Callable[[], object]] = []
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # held for a whole flush, its fsyncs included
         self._woken = threading.Event()
         self._thread: threading.Thread | None = None
         atexit.register(self.flush)
@@ -70,13 +71,15 @@ class Syncer:
                 idle_since = time.monotonic()
 
     def flush(self) -> bool:
-        """fsync what is pending now; True if there was anything."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-        for job in batch:
-            job.sync(*self.names, directory=False)
-        for directory in {job.path for job in batch} | {job.path.parent for job in batch}:
-            sync_directory(directory)
+        """fsync what is pending now; True if there was anything. Waits for a flush under way
+        on the background thread: at exit, every file handed over is durable when this returns."""
+        with self._flushing:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            for job in batch:
+                job.sync(*self.names, directory=False)
+            for directory in {job.path for job in batch} | {job.path.parent for job in batch}:
+                sync_directory(directory)
         return bool(batch)
 
 

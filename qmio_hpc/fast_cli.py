@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 #: The commands with a fast form.
 COMMANDS = ("submit", "status")
@@ -78,7 +78,24 @@ def main() -> None:
     command, words, options = parsed
     run = console.handle_errors(_submit if command == "submit" else _status)
     run(words, **options)
-    sys.exit(0)
+    _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """End the process once the command has succeeded, without the interpreter's teardown:
+    freeing every module and object took 8 ms after a ``submit --wait`` of 200 programs, a
+    tenth of what ``qmio`` adds to the jobs it runs. The exit handlers still run first (they
+    make the store's files durable: ``durable.syncer``); the output was flushed line by line
+    (``console.echo``)."""
+    import atexit  # noqa: PLC0415
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:  # 'qmio status | head': the reader has what it wanted
+            pass
+    os._exit(0)
 
 
 def _submit(files: list[str], executor: str | None = None, shots: int | None = None,

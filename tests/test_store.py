@@ -8,12 +8,15 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+from pathlib import Path
 
 import pytest
 
+from qmio_hpc.durable import Syncer
 from qmio_hpc.errors import JobNotFoundError
 from qmio_hpc.fifo import FifoQueue
-from qmio_hpc.store import (QUEUE_ENTRY, JobStore, placeholder, validate_job_id,
+from qmio_hpc.store import (QUEUE_ENTRY, JobDir, JobStore, placeholder, validate_job_id,
                              write_json_atomic)
 from tests.conftest import BELL_QASM
 
@@ -246,3 +249,34 @@ def test_a_submission_is_made_durable_before_the_process_exits(qmio_env, tmp_pat
     for name in ("spec.json", "scheduler.json"):
         assert f"{job_dir}/{name}" in synced, (name, synced)
     assert job_dir in synced  # and the directory that holds them
+
+
+class SlowDiskJob(JobDir):
+    """Stand-in for a job on a disk whose fsync takes as long as the test says (a slow disk
+    cannot be caused here at will): ``sync`` blocks until ``disk`` is set."""
+
+    def __init__(self, path: Path, disk: threading.Event, syncing: threading.Event) -> None:
+        super().__init__(path)
+        object.__setattr__(self, "disk", disk)
+        object.__setattr__(self, "syncing", syncing)
+
+    def sync(self, *names: str, directory: bool = True) -> None:
+        self.syncing.set()
+        self.disk.wait(30)
+
+
+def test_a_flush_at_exit_waits_for_the_one_under_way_in_the_background(tmp_path):
+    """What the background thread took from the pending list is still being fsynced when the
+    process exits: the flush at exit returns only when that is done too, so no file handed to
+    the syncer is left not durable."""
+    disk, syncing = threading.Event(), threading.Event()
+    syncer = Syncer("spec.json")
+    syncer.add(SlowDiskJob(tmp_path, disk, syncing))
+    assert syncing.wait(10)  # the background thread is fsyncing it
+    exit_flush = threading.Thread(target=syncer.flush)
+    exit_flush.start()
+    exit_flush.join(0.5)
+    assert exit_flush.is_alive()  # still waiting for the disk
+    disk.set()
+    exit_flush.join(10)
+    assert not exit_flush.is_alive()
