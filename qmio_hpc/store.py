@@ -163,21 +163,26 @@ class JobDir:
     """One job's directory. Methods read and write its files; none of them talk to a scheduler.
 
     Immutable, equal to another of the same kind with the same path. (Not a dataclass: that
-    import costs every batch step ~6 ms while it holds the QPU.)"""
+    import costs every batch step ~6 ms while it holds the QPU.) Made from a Path or from a
+    normalised string, whose Path is made only if asked for: a status lookup over a thousand
+    jobs makes their directories from the links it reads, and building a Path costs more than
+    reading a small file."""
 
-    path: Path
+    _where: str
+    _path: Path | None
 
-    def __init__(self, path: Path) -> None:
-        object.__setattr__(self, "path", path)
+    def __init__(self, path: Path | str) -> None:
+        object.__setattr__(self, "_where", str(path))
+        object.__setattr__(self, "_path", path if isinstance(path, Path) else None)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} cannot be changed")
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.path == self.path  # type: ignore[attr-defined]
+        return type(other) is type(self) and other._where == self._where  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash(self.path)
+        return hash(self._where)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r})"
@@ -186,8 +191,14 @@ class JobDir:
         return type(self), (self.path,)
 
     @property
+    def path(self) -> Path:
+        if self._path is None:
+            object.__setattr__(self, "_path", Path(self._where))
+        return self._path  # type: ignore[return-value]
+
+    @property
     def key(self) -> str:
-        return self.path.name
+        return self._where.rsplit("/", 1)[-1]
 
     def file(self, name: str) -> Path:
         return self.path / name
@@ -195,7 +206,7 @@ class JobDir:
     def _at(self, name: str) -> str:
         """``file(name)`` as a string, for the reads every status lookup makes (a pathlib join
         costs more than the read of a small file)."""
-        return f"{self.path}/{name}"
+        return f"{self._where}/{name}"
 
     # spec & scheduler record
     def spec(self) -> dict[str, Any]:
@@ -434,7 +445,7 @@ class JobStore:
         self._ensured: set[str] = set()  # folders made (and checked 0700) by this process
         # Job id -> directory, as the last scan of ids/ found it. A link never changes what it
         # names (``_link`` refuses), so get() need not read it again.
-        self._seen: dict[str, Path] = {}
+        self._seen: dict[str, str] = {}
         # "next" -> (pid, the next job's directory made ahead of time): prepare_spare, _create.
         # A dict, so that taking it is one step (pop) while the background thread may be adding.
         self._spare: dict[str, tuple[int, Path]] = {}
@@ -529,9 +540,11 @@ class JobStore:
     def link_session(self, session_id: str, session: SessionDir) -> None:
         self._link("session", session_id, session)
 
-    def _follow(self, link: Path | str, kind: str = "job") -> Path | None:
+    def _follow(self, link: Path | str, kind: str = "job",
+                existing: set[str] | None = None) -> str | None:
         """The directory ``link`` names, if it is a link of ours (``../<folder>/<key>``) to a
-        directory of that kind's folder. One readlink and one stat: no path resolution."""
+        directory of that kind's folder (one of ``existing``, the folder's directories, when the
+        caller has listed them). One readlink and one stat: no path resolution."""
         try:
             target = os.readlink(link)
         except OSError:
@@ -542,54 +555,67 @@ class JobStore:
         if not target.startswith(prefix) or not key or "/" in key or key.startswith("."):
             return None
         where = f"{self.root}/{folder}/{key}"
-        return Path(where) if os.path.isdir(where) else None
+        found = os.path.isdir(where) if existing is None else key in existing
+        return where if found else None
 
     def get(self, job_id: str) -> JobDir:
         validate_job_id(job_id)
-        path = self._seen.get(job_id) or self._follow(f"{self.root}/ids/{job_id}")
-        if path is None and "." in job_id:  # <session id>.<number>: inside its session
+        where = self._seen.get(job_id) or self._follow(f"{self.root}/ids/{job_id}")
+        if where is None and "." in job_id:  # <session id>.<number>: inside its session
             session_id, number = job_id.rsplit(".", 1)
             try:
                 job = self.get_session(session_id).job(int(number)) if number.isdigit() else None
             except JobNotFoundError:
                 job = None
-            path = job.path if job is not None and job.path.is_dir() else None
-        if path is None:
+            if job is not None and job.path.is_dir():
+                return job
+        if where is None:
             raise JobNotFoundError(f"no job {job_id} in the job store {self.root}; "
                                    f"'qmio jobs' lists the jobs there")
-        return JobDir(path)
+        return JobDir(where)
 
     def get_session(self, session_id: str) -> SessionDir:
         try:
             validate_job_id(session_id)
         except JobNotFoundError:
             raise SessionNotFoundError(f"{session_id!r} is not a valid session id") from None
-        path = self._follow(self.root / "session-ids" / session_id, "session")
-        if path is None:
+        where = self._follow(self.root / "session-ids" / session_id, "session")
+        if where is None:
             raise SessionNotFoundError(f"no session {session_id} in the job store {self.root}; "
                                        f"'qmio session list' lists the sessions there")
-        return SessionDir(path)
+        return SessionDir(where)
 
-    def _ids(self, kind: str) -> list[tuple[str, Path]]:
+    def _ids(self, kind: str) -> list[tuple[str, str]]:
+        """(id, directory) of every id of that kind whose directory exists, oldest first: one
+        scan of the ids, then one of the directories (in that order: a directory is made
+        before its link, so every link seen has its directory listed)."""
+        folder, index = self.KINDS[kind]
         try:
-            links = os.scandir(f"{self.root}/{self.KINDS[kind][1]}")
+            links = os.scandir(f"{self.root}/{index}")
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        with links:
+            named = [(link.name, link.path) for link in links if JOB_ID_RE.match(link.name)]
+        try:
+            with os.scandir(f"{self.root}/{folder}") as directories:
+                existing = {entry.name for entry in directories if entry.is_dir()}
         except (FileNotFoundError, NotADirectoryError):
             return []
         entries = []
-        with links:
-            for link in links:
-                path = self._follow(link.path, kind) if JOB_ID_RE.match(link.name) else None
-                if path is not None:
-                    entries.append((link.name, path))
+        for an_id, link in named:
+            where = self._follow(link, kind, existing)
+            if where is not None:
+                entries.append((an_id, where))
         if kind == "job":  # what get() would look up again, link by link
             self._seen.update(entries)
-        entries.sort(key=lambda e: e[1].name)
+        entries.sort(key=lambda e: e[1].rsplit("/", 1)[-1])
         return entries
 
     def ids(self) -> Iterator[tuple[str, JobDir]]:
         """All (id, directory) pairs, oldest first (a session's jobs in their order, from the
         session's start)."""
-        entries = [(path.name, an_id, JobDir(path)) for an_id, path in self._ids("job")]
+        entries = [(where.rsplit("/", 1)[-1], an_id, JobDir(where))
+                   for an_id, where in self._ids("job")]
         for _session_id, session in self.session_ids():
             for job_id in session.job_ids():
                 number = int(job_id.rsplit(".", 1)[1])
