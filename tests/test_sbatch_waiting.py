@@ -130,18 +130,23 @@ def test_a_forked_child_does_not_hold_the_waiting_sbatch_back(slurm_env, tmp_pat
         os.waitpid(child, 0)
 
 
-@pytest.mark.parametrize("change", ["environment", "directory"])
+@pytest.mark.parametrize("change", ["environment", "directory", "directory removed"])
 def test_a_waiting_sbatch_started_elsewhere_is_not_used(slurm_env, tmp_path, monkeypatch,
                                                         no_waiting, change):
     """sbatch hands its environment and its directory to the job: one started before either
     changed would submit with the old ones."""
     before = our_jobs()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
     slurm_cli.start_waiting()
     waiting = slurm_cli._waiting["next"]
     if change == "environment":
         monkeypatch.setenv("QMIO_TEST_CHANGED", "1")
-    else:
+    elif change == "directory":
         monkeypatch.chdir(tmp_path)
+    else:
+        gone.rmdir()
     assert slurm_cli.submit_waiting(held_script(tmp_path)) is None
     assert waiting.process.returncode == -signal.SIGKILL  # ended, having read no script
     assert our_jobs() == before

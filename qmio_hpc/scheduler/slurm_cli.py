@@ -54,7 +54,8 @@ _waiting: dict[str, WaitingSbatch] = {}
 
 #: Held while a waiting sbatch's input is opened, written or closed. sbatch reads its script up
 #: to the end of its input, which a copy of the write end in a forked child would hold back: so
-#: a fork waits for the lock, and the child closes the copies it knows of (``_at_fork``).
+#: a fork waits for the lock, and the child closes the copies it knows of
+#: (``_after_fork_in_child``).
 _lock = threading.Lock()
 
 
@@ -68,21 +69,22 @@ def start_waiting() -> None:
     a script of at most ``PIPE_BUF`` bytes goes in one write, so it arrives whole or not at all,
     even if this process is killed (the end of the input then comes with its death). Ended
     unused (``_stop``), it submits nothing."""
+    cwd, environ = _cwd(), os.environ.copy()
     with _lock:
-        if "next" in _waiting:
+        if "next" in _waiting or cwd is None:
             return
         script_out, script_in = os.pipe()
         try:
             process = subprocess.Popen(["sbatch", "--parsable"], stdin=script_out,
                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                       umask=0o077)
+                                       umask=0o077, cwd=cwd, env=environ)
         except OSError:
             os.close(script_in)
             return
         finally:
             os.close(script_out)
-        _waiting["next"] = WaitingSbatch(os.getpid(), process, script_in, os.getcwd(),
-                                         os.environ.copy(), time.monotonic())
+        _waiting["next"] = WaitingSbatch(os.getpid(), process, script_in, cwd, environ,
+                                         time.monotonic())
 
 
 def submit_waiting(script: bytes) -> str | None:
@@ -93,7 +95,7 @@ def submit_waiting(script: bytes) -> str | None:
         waiting = _waiting.pop("next", None)
         if waiting is None or waiting.pid != os.getpid():
             return None
-        if (waiting.process.poll() is not None or waiting.cwd != os.getcwd()
+        if (waiting.process.poll() is not None or waiting.cwd != _cwd()
                 or time.monotonic() - waiting.started > WAITING_SECONDS
                 or waiting.environ != os.environ):
             _stop(waiting)
@@ -121,6 +123,14 @@ def stop_waiting() -> None:
         waiting = _waiting.pop("next", None)
         if waiting is not None and waiting.pid == os.getpid():
             _stop(waiting)
+
+
+def _cwd() -> str | None:
+    """This process's directory; None if it was removed."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def _stop(waiting: WaitingSbatch) -> None:
