@@ -43,6 +43,9 @@ _QELIB1 = {"u3": (3, 1), "u2": (2, 1), "u1": (1, 1), "cx": (0, 2), "id": (0, 1),
 _DECLARED = {"delay": (1, 1)}
 _CUSTOM = _BUILTIN | _QELIB1 | _DECLARED
 _QELIB1_SYMBOLS = {name: ("gate", *shape, None) for name, shape in _QELIB1.items()}
+#: What every program starts with: U, CX and the built-in gates.
+_START_SYMBOLS = {"U": ("gate", 3, 1, None), "CX": ("gate", 0, 2, None),
+                  **{name: ("gate", *shape, None) for name, shape in _BUILTIN.items()}}
 
 #: Whitespace and comments, then one token: a number (not run into a word), a name, a string, a
 #: symbol, something malformed (the last two alternatives), or the end of the program ("").
@@ -79,14 +82,25 @@ def check_qasm2(program: str) -> None:
         raise parser.error("an expression nested too deeply to check") from None
 
 
+#: Keywords, symbols and the words found valid before, with their kinds (a word's kind depends on
+#: the word alone; only an error's message needs its place). Replaced by a new one when full,
+#: never emptied in place: a check in another thread keeps the one it started with.
+_known = dict(_FIXED)
+_KNOWN_MAX = 50_000
+
+
 def _kinds(text: str, words: list[str]) -> list[str]:
     """The kind of each token, as Qiskit's lexer classifies it (it rejects the same text)."""
-    kinds = list(map(_FIXED.get, words))
-    seen: dict[str, str] = {}
-    for i, kind in enumerate(kinds):
-        if kind is None:
-            word = words[i]
-            kinds[i] = seen.get(word) or seen.setdefault(word, _kind(text, i, word))
+    global _known
+    if len(_known) > _KNOWN_MAX:
+        _known = dict(_FIXED)
+    known = _known
+    kinds = list(map(known.get, words))
+    if None in kinds:
+        for i, kind in enumerate(kinds):
+            if kind is None:
+                word = words[i]
+                kinds[i] = known.get(word) or known.setdefault(word, _kind(text, i, word))
     # Qiskit: right after OPENQASM a number is a version ('2', '2.0', even '02.0').
     i = -1
     for _ in range(kinds.count("OPENQASM")):
@@ -164,8 +178,7 @@ class _Parser:
         self.pos = 0
         # name -> ("gate", params, qubits, index among the program's own gates or None),
         # ("qreg", size, first qubit) or ("creg", size, first bit)
-        self.symbols: dict[str, tuple] = {"U": ("gate", 3, 1, None), "CX": ("gate", 0, 2, None)}
-        self.symbols.update((name, ("gate", *shape, None)) for name, shape in _BUILTIN.items())
+        self.symbols: dict[str, tuple] = dict(_START_SYMBOLS)
         self.overridable = dict(_CUSTOM)  # custom instructions a gate, opaque or include may define
         self.own_gates = 0          # gates the program defines, as Qiskit's Rust half numbers them
         #: the gates Qiskit's Python half appends: (qubits, body; None for an opaque gate)

@@ -16,6 +16,7 @@ from importlib.resources import files
 
 import pytest
 
+from qmio_hpc import qasm2_check
 from qmio_hpc.qasm2_check import _BUILTIN, _CUSTOM, _DECLARED, _QELIB1, QASM2Invalid, check_qasm2
 
 qasm2 = pytest.importorskip("qiskit.qasm2")
@@ -346,6 +347,18 @@ def test_mutated_programs_get_qiskits_verdict():
     reports = [report for program in programs if (report := disagreement(program))]
     assert not reports, (f"{len(reports)} of {len(programs)} mutated programs judged differently:"
                          + "".join(reports[:15]))
+
+
+def test_the_words_remembered_across_programs_change_no_verdict(monkeypatch):
+    """The checker remembers the kind of every word it found valid, across programs, and starts
+    again when it holds too many: with room for only a few, so that it starts again all the
+    time, the mutants still get Qiskit's verdict, and the table never holds a keyword as a
+    name."""
+    monkeypatch.setattr(qasm2_check, "_KNOWN_MAX", len(qasm2_check._FIXED) + 5)
+    programs = mutants(VALID, 600, seed=7)
+    reports = [report for program in programs if (report := disagreement(program))]
+    assert not reports, "".join(reports[:15])
+    assert all(qasm2_check._known.get(word) == kind for word, kind in qasm2_check._FIXED.items())
 
 
 # -- the table, the messages, the imports
