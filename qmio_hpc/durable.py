@@ -65,7 +65,7 @@ class Syncer:
             with self._lock:
                 tasks, self._tasks = self._tasks, []
             for task in tasks:
-                with contextlib.suppress(Exception):  # a spare not made is made on demand
+                with contextlib.suppress(Exception):  # what a task did not do is done on demand
                     task()
             if self.flush() or tasks:
                 idle_since = time.monotonic()

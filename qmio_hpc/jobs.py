@@ -139,11 +139,12 @@ class JobManager:
         job = self.store.create(spec, durable=False)
         scheduler = self.scheduler()
         self._submitted += 1
-        if self._submitted > 1:
-            # A process that submits twice is in a loop (backend.run over parameters): the next
-            # job's directory is made on the background thread while this one's sbatch runs.
-            names = ("spec.json", "scheduler.json") + (
-                ("job.sbatch",) if scheduler.name == "slurm" else ())
+        # A process that submits twice is in a loop (backend.run over parameters): the next
+        # job's directory is made on the background thread while this one's sbatch runs, and
+        # the executor gets ready for the next submission once this one has returned.
+        looping = self._submitted > 1
+        if looping:
+            names = ("spec.json", "scheduler.json", *scheduler.job_files)
             syncer.soon(lambda: self.store.prepare_spare(names))
         try:
             job_id = scheduler.submit(job, durable=False)
@@ -152,8 +153,8 @@ class JobManager:
             raise
         finally:
             syncer.add(job)
-        if self._submitted > 1:
-            syncer.soon(scheduler.prepare_next)  # under Slurm, the next sbatch starts now
+        if looping:
+            syncer.soon(scheduler.prepare_next)
         return job_id
 
     def _check(self, name: str, program: Any) -> None:

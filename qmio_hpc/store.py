@@ -544,7 +544,8 @@ class JobStore:
                 existing: set[str] | None = None) -> str | None:
         """The directory ``link`` names, if it is a link of ours (``../<folder>/<key>``) to a
         directory of that kind's folder (one of ``existing``, the folder's directories, when the
-        caller has listed them). One readlink and one stat: no path resolution."""
+        caller has listed them). One readlink, and one stat unless the folder was listed: no
+        path resolution."""
         try:
             target = os.readlink(link)
         except OSError:

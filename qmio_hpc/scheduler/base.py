@@ -32,6 +32,9 @@ class Scheduler(ABC):
     """An executor. ``name`` is what ``qmio config`` and ``scheduler.json`` show."""
 
     name: str = ""
+    #: Files ``submit`` writes into a job's directory (besides ``scheduler.json``) that a job
+    #: directory made ahead of time holds placeholders for (``JobStore.prepare_spare``).
+    job_files: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings, store: JobStore) -> None:
         self.settings = settings

@@ -55,6 +55,7 @@ class SlurmScheduler(Scheduler):
     """Submit batch scripts; answer states from a shared, batched, backed-off cache."""
 
     name = "slurm"
+    job_files = ("job.sbatch",)
     adapter = ""
     min_interval = 1.0
     max_interval = 30.0
